@@ -1,0 +1,150 @@
+"""Reading WFDB ECG records into canonical lead order, with errors that name the file and the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from .errors import DataError, RecordError, SkipReport
+from .preprocess import MAX_FS, MIN_FS, STANDARD_LEADS, canonical_lead, resample
+
+# Bytes per sample for the WFDB storage formats whose size we can check before decoding.
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5, "310": 4 / 3,
+                     "311": 4 / 3, "24": 3.0, "32": 4.0}
+
+FLAT_PTP_MV = 0.005  # a lead varying by less than 5 microvolts over the whole record is treated as lead-off
+
+
+@dataclass
+class EcgRecord:
+    """A record in millivolts, leads in the requested canonical order, shape (leads, samples)."""
+
+    signal: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+    path: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.signal.shape[-1] / self.fs
+
+
+def _record_base(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".hea", ".dat", ".atr") else p
+
+
+def _check_data_size(base: Path, header: wfdb.Record) -> None:
+    """Catch truncated or mismatched .dat files before wfdb turns them into an obscure error."""
+    files: dict[str, list[str]] = {}
+    for fname, fmt in zip(header.file_name or [], header.fmt or [], strict=False):
+        files.setdefault(fname, []).append(str(fmt))
+    for fname, fmts in files.items():
+        dat = base.parent / fname
+        if not dat.is_file():
+            raise RecordError(dat, "signal file named in the header is missing", "missing-file")
+        if len(set(fmts)) != 1 or fmts[0] not in _BYTES_PER_SAMPLE or header.sig_len is None:
+            continue
+        expected = int(np.ceil(_BYTES_PER_SAMPLE[fmts[0]] * len(fmts) * header.sig_len))
+        actual = dat.stat().st_size
+        if actual < expected:
+            raise RecordError(dat, f"truncated: {actual} bytes, header promises {expected} "
+                                   f"({len(fmts)} signals x {header.sig_len} samples, format {fmts[0]})",
+                              "truncated")
+        if actual > expected + 4:
+            raise RecordError(dat, f"header/data mismatch: {actual} bytes on disk, header describes {expected} "
+                                   f"({len(fmts)} signals x {header.sig_len} samples, format {fmts[0]})",
+                              "header-mismatch")
+
+
+def read_record(
+    path: str | Path,
+    leads: Sequence[str] = STANDARD_LEADS,
+    fs: float | None = None,
+    check_flat: bool = True,
+) -> EcgRecord:
+    """Read one WFDB record (path with or without extension), reorder to `leads`, optionally resample.
+
+    Raises RecordError naming the file for: missing files, unparsable header, truncated or mismatched
+    .dat, sampling rate outside the supported range, missing leads, NaN/inf, flat (lead-off) leads.
+    """
+    base = _record_base(path)
+    hea = base.with_suffix(".hea")
+    if not hea.is_file():
+        raise RecordError(hea, "header file not found", "missing-file")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for bad headers
+        raise RecordError(hea, f"cannot parse WFDB header: {exc}", "bad-header") from exc
+    if not header.fs or not (MIN_FS <= float(header.fs) <= MAX_FS):
+        raise RecordError(hea, f"unsupported sampling rate {header.fs} Hz (supported {MIN_FS:g}-{MAX_FS:g} Hz)",
+                          "unsupported-fs")
+    names = [canonical_lead(n) for n in (header.sig_name or [])]
+    missing = [lead for lead in leads if lead not in names]
+    if missing:
+        raise RecordError(hea, f"missing lead(s) {missing}; record has {header.sig_name}", "missing-leads")
+    _check_data_size(base, header)
+    try:
+        rec = wfdb.rdrecord(str(base), physical=True)
+    except Exception as exc:
+        raise RecordError(base.with_suffix(".dat"), f"cannot decode signal data: {exc}", "bad-data") from exc
+    data = np.asarray(rec.p_signal, dtype=np.float64).T  # (signals, samples)
+    if header.sig_len and data.shape[1] != header.sig_len:
+        raise RecordError(base.with_suffix(".dat"), f"header/data mismatch: header says {header.sig_len} samples, "
+                                                    f"decoded {data.shape[1]}", "header-mismatch")
+    order = [names.index(lead) for lead in leads]
+    data = data[order]
+    _check_values(data, leads, base.with_suffix(".dat"), check_flat)
+    sig_fs = float(header.fs)
+    if fs is not None and fs != sig_fs:
+        data = resample(data, sig_fs, fs)
+        sig_fs = float(fs)
+    return EcgRecord(signal=data, fs=sig_fs, leads=tuple(leads), path=str(base))
+
+
+def _check_values(data: np.ndarray, leads: Sequence[str], where: Path, check_flat: bool) -> None:
+    bad = ~np.isfinite(data)
+    if bad.any():
+        per_lead = {lead: int(n) for lead, n in zip(leads, bad.sum(axis=1), strict=True) if n}
+        raise RecordError(where, f"non-finite samples (NaN/inf) per lead: {per_lead}", "non-finite")
+    if check_flat:
+        ptp = np.ptp(data, axis=1)
+        flat = [lead for lead, v in zip(leads, ptp, strict=True) if v < FLAT_PTP_MV]
+        if flat:
+            raise RecordError(where, f"flat lead(s) {flat} (peak-to-peak < {FLAT_PTP_MV} mV: lead-off?)", "flat-lead")
+
+
+def find_records(folder: str | Path) -> list[Path]:
+    """Every WFDB record (by its .hea) below a folder, sorted; a clear error for an empty or missing folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    heads = sorted(root.rglob("*.hea"))
+    if not heads:
+        raise DataError(f"{root}: no WFDB records (*.hea) found")
+    return [h.with_suffix("") for h in heads]
+
+
+def iter_records(
+    paths: Iterable[str | Path],
+    leads: Sequence[str] = STANDARD_LEADS,
+    fs: float | None = None,
+    skip_bad: bool = False,
+    report: SkipReport | None = None,
+) -> Iterator[EcgRecord]:
+    """Read many records; bad ones raise unless `skip_bad`, in which case they are counted in `report`."""
+    report = report if report is not None else SkipReport()
+    for p in paths:
+        try:
+            rec = read_record(p, leads=leads, fs=fs)
+        except RecordError as err:
+            if not skip_bad:
+                raise
+            report.add(err)
+            continue
+        report.loaded += 1
+        yield rec

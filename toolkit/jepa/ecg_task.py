@@ -1,0 +1,74 @@
+"""The ECG modality for the shared JEPA trainer: PTB-XL, any WFDB folder, or packed shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data.datasets import EcgWindows
+from ..data.ecg import find_records, iter_records
+from ..data.errors import DataError, SkipReport
+from ..data.paths import data_root, find_ptbxl
+from ..data.preprocess import EcgPreprocessing
+from ..data.ptbxl import SPLIT_FOLDS, PtbXl
+from ..models.ecg import EcgEncoder, EcgEncoderSpec, ecg_predictor
+from .masks import EcgBlockMasks
+from .sampling import RandomWindows
+
+if TYPE_CHECKING:
+    from .trainer import JepaTask, PretrainConfig
+
+
+def load_pretraining_signals(
+    data: str | Path | None, pre: EcgPreprocessing, skip_bad: bool = False, max_records: int | None = None
+) -> tuple[list[np.ndarray], dict]:
+    """Filtered (not yet normalised) records at `pre.fs` in `pre.leads` order, and a data summary.
+
+    PTB-XL folders contribute their training folds only (validation and test stay unseen).
+    """
+    root = Path(data) if data is not None else data_root()
+    ptbxl = find_ptbxl(root)
+    report = SkipReport()
+    if ptbxl is not None:
+        db = PtbXl(ptbxl)
+        rows = db.table[db.table["strat_fold"].isin(SPLIT_FOLDS["train"])]
+        paths = [ptbxl / f for f in rows["filename_hr"]]
+        source = f"PTB-XL folds 1-8 at {ptbxl}"
+    else:
+        paths = find_records(root)
+        source = f"WFDB folder {root}"
+    if max_records is not None:
+        paths = paths[:max_records]
+    records = [
+        pre.filter_record(rec.signal, rec.fs)
+        for rec in iter_records(paths, leads=pre.leads, skip_bad=skip_bad, report=report)
+    ]
+    if not records:
+        raise DataError(f"{root}: no usable records ({report.summary()})")
+    summary = {"source": source, "records": len(records), "load_report": report.to_dict()}
+    return records, summary
+
+
+def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
+    from .trainer import JepaTask
+
+    base = EcgPreprocessing()
+    records, summary = load_pretraining_signals(cfg.data, base, cfg.skip_bad, cfg.max_records)
+    if len({r.shape[1] for r in records}) == 1:
+        pre = base.fit(np.stack(records))
+    else:  # records of different lengths: fit on their concatenation
+        pre = base.fit(np.concatenate(records, axis=1)[None])
+    signals = [pre.normalise(r) for r in records]
+    windows = EcgWindows(signals, pre.window)
+    encoder = EcgEncoder(EcgEncoderSpec(size=cfg.model, leads=pre.num_leads, samples=pre.window, patch=cfg.patch))
+    masks = EcgBlockMasks(encoder.num_patches, tuple(cfg.keep_ratio), cfg.min_block)
+    return JepaTask(
+        encoder=encoder,
+        predictor=ecg_predictor(encoder),
+        windows=windows,
+        plan=RandomWindows(windows.max_offsets, seed=cfg.seed),
+        masks=masks,
+        meta={"modality": "ecg", "preprocessing": pre.to_dict(), "data": summary},
+    )
