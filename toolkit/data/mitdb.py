@@ -42,6 +42,8 @@ def read_annotations(path: str | Path, extension: str = "atr") -> Annotations:
     return Annotations(samples=np.asarray(ann.sample), symbols=list(ann.symbol), rhythm=rhythm, fs=float(ann.fs))
 
 
-def read_mitdb(path: str | Path, leads: Sequence[str] = MITDB_LEADS, fs: float | None = None) -> tuple[EcgRecord, Annotations]:
+def read_mitdb(
+    path: str | Path, leads: Sequence[str] = MITDB_LEADS, fs: float | None = None
+) -> tuple[EcgRecord, Annotations]:
     """One MIT-BIH record (leads mapped: MLII -> II) and its reference annotations."""
     return read_record(path, leads=leads, fs=fs), read_annotations(path)

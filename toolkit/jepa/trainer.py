@@ -221,12 +221,12 @@ def pretrain(
             done = step + 1
             if metrics_file and (done % cfg.log_every == 0 or done == last):
                 elapsed = time.perf_counter() - t0
-                row = {"step": done, "loss": float(loss), "lr": lr, "weight_decay": wd, "ema": momentum,
+                row = {"step": done, "loss": float(loss.detach()), "lr": lr, "weight_decay": wd, "ema": momentum,
                        "grad_norm": float(grad_norm), "samples_per_s": seen / max(elapsed, 1e-9)}
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
             if progress and info.is_main:
-                progress(done, cfg.steps, {"loss": float(loss)})
+                progress(done, cfg.steps, {"loss": float(loss.detach())})
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 ckpt.save(out, done, student, target, opt, cfg, info)
                 if info.is_main:

@@ -47,7 +47,8 @@ class EcgEncoder(TokenEncoder):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.spec.leads or x.shape[2] != self.spec.samples:
             raise ValueError(
-                f"ECG encoder expects (batch, {self.spec.leads} leads, {self.spec.samples} samples), got {tuple(x.shape)}"
+                f"ECG encoder expects (batch, {self.spec.leads} leads, {self.spec.samples} samples), "
+                f"got {tuple(x.shape)}"
             )
         return self.patch_embed(x).transpose(1, 2) + self.pos
 

@@ -1,0 +1,97 @@
+"""Shared fixtures: the real data in ../shared/data (via JEPA_EDGE_DATA) and small real models built from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("JEPA_EDGE_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data folder {root} absent (set JEPA_EDGE_DATA to ../shared/data)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ptbxl_dir(data_root: Path) -> Path:
+    d = data_root / "ptbxl"
+    if not (d / "ptbxl_database.csv").is_file():
+        pytest.skip(f"PTB-XL subset not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def mitdb_dir(data_root: Path) -> Path:
+    d = data_root / "mitdb"
+    if not (d / "100.hea").is_file():
+        pytest.skip(f"MIT-BIH records not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A vit-tiny JEPA encoder pretrained for 60 steps on real PTB-XL training folds (about 20 s on 2 cores)."""
+    from jepa_edge.jepa.trainer import PretrainConfig, pretrain
+
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = PretrainConfig(data=str(ptbxl_dir), model="vit-tiny", steps=60, batch_size=16, warmup_steps=6,
+                         checkpoint_every=60, log_every=10, out=str(out), lr=5e-4)
+    return pretrain(cfg) / "encoder"
+
+
+@pytest.fixture(scope="session")
+def ptbxl_super(ptbxl_dir: Path):
+    """Real PTB-XL superdiagnostic records: train (1-8), val (9), test (10) EcgSets, raw mV at 500 Hz."""
+    from jepa_edge.data.ptbxl import PtbXl
+
+    db = PtbXl(ptbxl_dir)
+    return {split: db.load("superdiagnostic", split=split) for split in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="session")
+def ecg_classifier_dir(tiny_teacher_dir: Path, ptbxl_super, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Frozen tiny teacher + linear head fitted on real train folds: a real (if weak) superdiagnostic classifier."""
+    from jepa_edge.data.datasets import preprocess_set
+    from jepa_edge.data.preprocess import EcgPreprocessing
+    from jepa_edge.models.checkpoint import encoder_spec, load_encoder, save_model
+    from jepa_edge.models.heads import Classifier, LinearHead
+
+    encoder, meta = load_encoder(tiny_teacher_dir)
+    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    train = ptbxl_super["train"]
+    x = torch.from_numpy(preprocess_set(train.signals, train.fs, pre))
+    y = torch.from_numpy(train.labels)
+    model = Classifier(encoder.eval(), LinearHead(encoder.dim, y.shape[1]))
+    with torch.no_grad():
+        tokens = torch.cat([encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.head.parameters(), lr=3e-3)
+    for _ in range(200):
+        logits, _ = model.head(tokens)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = tmp_path_factory.mktemp("classifier") / "classifier"
+    save_model(out, model, {"kind": "classifier", "encoder": encoder_spec(encoder),
+                            "head": {"kind": "linear", "dim": encoder.dim, "num_outputs": int(y.shape[1])},
+                            "labels": list(train.classes), "thresholds": [0.5] * len(train.classes),
+                            "task": "ptbxl-super", "preprocessing": pre.to_dict()})
+    return out
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
