@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from . import bench, build, bundle, data, demo, distill, parity, pretrain, probe, stream  # noqa: F401  (register verbs)
+from . import (  # noqa: F401  (each module registers its verbs)
+    bench,
+    build,
+    bundle,
+    data,
+    demo,
+    distill,
+    echo,
+    fetch,
+    parity,
+    pretrain,
+    probe,
+    stream,
+)
 from .app import app
 
 

@@ -1,0 +1,3 @@
+"""`jepa-edge fetch` verbs (filled in by the stage that owns them)."""
+
+from __future__ import annotations
