@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -41,7 +42,8 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (DataError, ConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            # soft_wrap: file paths in messages stay on one line; escape: "[...]" in messages is not markup
+            console.print("[bold red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -104,6 +104,8 @@ def param_groups(*modules: nn.Module) -> list[dict]:
 
 
 def build_task(cfg: PretrainConfig) -> JepaTask:
+    """The modality's task, with model initialisation seeded by `cfg.seed` (same init on every rank)."""
+    torch.manual_seed(cfg.seed)
     if cfg.modality == "ecg":
         from .ecg_task import build_ecg_task
 
@@ -150,7 +152,6 @@ def pretrain(
 ) -> Path:
     """Run (or resume) pretraining into `cfg.out`; returns the run folder. `stop_after` simulates a kill."""
     info = init_distributed(cfg.device)
-    torch.manual_seed(cfg.seed)
     task = task or build_task(cfg)
     out = Path(cfg.out)
     if info.is_main:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,7 +39,7 @@ class EcgEncoder(TokenEncoder):
         super().__init__(spec.size, spec.num_patches, spec.registers)
         self.spec = spec
         self.patch_embed = nn.Conv1d(spec.leads, self.dim, kernel_size=spec.patch, stride=spec.patch, bias=False)
-        pos = sincos_1d(self.dim, torch.arange(spec.num_patches).numpy())
+        pos = sincos_1d(self.dim, np.arange(spec.num_patches))
         self.register_buffer("pos", torch.from_numpy(pos).float(), persistent=False)
         init_weights(self, self.size.depth)
         if self.registers is not None:
@@ -56,7 +57,7 @@ class EcgEncoder(TokenEncoder):
 def ecg_predictor(encoder: EcgEncoder) -> Predictor:
     """JEPA predictor whose position table matches the encoder's token grid."""
     size: ViTSize = encoder.size
-    pos = sincos_1d(size.pred_dim, torch.arange(encoder.num_patches).numpy())
+    pos = sincos_1d(size.pred_dim, np.arange(encoder.num_patches))
     return Predictor(size, torch.from_numpy(pos))
 
 
