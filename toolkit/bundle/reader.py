@@ -1,0 +1,388 @@
+"""Open, verify and update bundles. Nothing is loaded from a bundle that does not verify.
+
+Static checks (schema, SHA-256 of every listed file, unlisted files, signature) run on every open;
+`verify_bundle` adds the golden vectors, re-run through `jepa_edge.runtimes` on every artefact whose
+back end this machine has, each against its own tolerance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import sha256_file
+from .builder import BundleBuilder
+from .manifest import (
+    HEADER_PATH,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    BundleError,
+    check_consistency,
+    parse_manifest,
+    resolve_role,
+    schema_errors,
+)
+from .signing import PrivateKeyLike, PublicKeyLike, load_public_key, signature_valid
+
+PARTIAL_NAME = re.compile(r"^\..+\.partial$")
+# Which artefact to run when the caller does not say: the most specific first.
+ENGINE_PREFERENCE = ("tensorrt-engine", "openvino-int8-xml", "openvino-fp32-xml", "onnx-qdq", "onnx-fp32")
+
+
+def backend_for_role(role: str) -> str | None:
+    """The runtime back end that executes a file of this role (None for data files: weights, reports, golden)."""
+    if role.startswith("tensorrt"):
+        return "tensorrt"
+    if role.startswith("openvino") and role.endswith("-xml"):
+        return "openvino"
+    if role.startswith("onnx"):
+        return "onnxruntime"
+    return None
+
+
+@dataclass
+class Check:
+    """One verification step: `ok` is True (passed), False (failed) or None (skipped, with the reason)."""
+
+    kind: str  # "manifest" | "hash" | "files" | "signature" | "golden"
+    subject: str
+    ok: bool | None
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "problems": list(self.problems),
+                "checks": [asdict(c) for c in self.checks]}
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.checks: list[Check] = []
+
+    def add(self, kind: str, subject: str, ok: bool | None, detail: str = "") -> None:
+        self.checks.append(Check(kind, subject, ok, detail))
+        if ok is False:
+            self.problems.append(f"{subject}: {detail}" if detail else subject)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signature: bool,
+                   found: _Findings) -> dict[str, Any] | None:
+    """Manifest, schema, hashes, unlisted files and signature. Returns the manifest if it could be read."""
+    if PARTIAL_NAME.match(path.name):
+        found.add("manifest", str(path), False, "an unfinished build (.partial folder); rebuild the bundle")
+        return None
+    if not path.is_dir():
+        found.add("manifest", str(path), False, "not a bundle folder (missing or not a directory)")
+        return None
+    manifest_path = path / MANIFEST_NAME
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        found.add("manifest", MANIFEST_NAME, False, f"missing from {path} (not a bundle, or an unfinished build)")
+        return None
+    data = manifest_path.read_bytes()
+    try:
+        manifest = parse_manifest(data)
+    except BundleError as exc:
+        found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
+        return None
+    errors = schema_errors(manifest) or check_consistency(manifest)
+    if errors:
+        for message in errors[:8]:
+            found.add("manifest", MANIFEST_NAME, False, f"schema v1 violation at {message}")
+        return None
+    found.add("manifest", MANIFEST_NAME, True, "valid against schema v1")
+
+    listed: set[str] = set()
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        listed.add(rel)
+        target = path / rel
+        if not target.is_file():
+            found.add("hash", rel, False, "listed in manifest.json but missing")
+        elif target.is_symlink() or not _inside(path, target):
+            found.add("hash", rel, False, "is a link; bundles hold plain files only")
+        elif target.stat().st_size != entry["bytes"]:
+            found.add("hash", rel, False, f"{target.stat().st_size} bytes, manifest.json says {entry['bytes']} "
+                                          "(file changed or truncated)")
+        elif sha256_file(target) != entry["sha256"]:
+            found.add("hash", rel, False, "SHA-256 differs from manifest.json (file changed or corrupted)")
+        else:
+            found.add("hash", rel, True, entry["sha256"][:16])
+    for extra in sorted(p for p in path.rglob("*") if not p.is_dir()):
+        rel = extra.relative_to(path).as_posix()
+        if rel not in listed and rel not in (MANIFEST_NAME, SIGNATURE_NAME):
+            found.add("files", rel, False, "not listed in manifest.json (added after the build)")
+
+    sig_path = path / SIGNATURE_NAME
+    if public_key is not None:
+        key = load_public_key(public_key)
+        if not sig_path.is_file():
+            found.add("signature", SIGNATURE_NAME, False, "missing, but a public key was given to check it")
+        elif not signature_valid(data, sig_path.read_bytes(), key):
+            found.add("signature", SIGNATURE_NAME, False,
+                      "does not match manifest.json for this public key (wrong key, or the manifest changed)")
+        else:
+            found.add("signature", SIGNATURE_NAME, True, "ed25519 signature valid")
+    elif require_signature:
+        found.add("signature", SIGNATURE_NAME, False, "a signature is required but no public key was given")
+    elif sig_path.is_file():
+        found.add("signature", SIGNATURE_NAME, None, "present but not checked (no public key given)")
+    else:
+        found.add("signature", SIGNATURE_NAME, None, "bundle is not signed")
+
+    if manifest["preprocessing"].get("kind") == "ecg":
+        try:
+            _ecg_preprocessing(manifest)
+        except BundleError as exc:
+            found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
+    return manifest
+
+
+def _ecg_preprocessing(manifest: dict[str, Any]) -> Any:
+    from ..data.preprocess import EcgPreprocessing
+
+    try:
+        return EcgPreprocessing.from_dict(manifest["preprocessing"])
+    except (ValueError, TypeError, KeyError, OverflowError, ArithmeticError) as exc:
+        raise BundleError(f"{MANIFEST_NAME}: $.preprocessing does not describe a valid ECG preprocessing: {exc}") \
+            from None
+
+
+# -- engines ---------------------------------------------------------------------------------------
+def _backend_reason(backend: str) -> str | None:
+    """None if `backend` runs on this machine, else why not (from jepa_edge.runtimes)."""
+    from jepa_edge.runtimes import available_backends
+
+    return available_backends().get(backend, f"unknown back end {backend!r}")
+
+
+def _open_engine(path: Path, backend: str, **options: Any) -> Any:
+    from jepa_edge.runtimes import open_engine
+
+    return open_engine(path, backend=backend, **options)
+
+
+# -- the bundle ------------------------------------------------------------------------------------
+class Bundle:
+    """A bundle that passed the static checks. Re-hashes an artefact right before an engine loads it."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], signature_checked: bool) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.signature_checked = signature_checked
+        self._entries = {e["role"]: e for e in manifest["files"]}
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r}, model={self.manifest['model']['name']!r})"
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self._entries)
+
+    def rel_path(self, role: str) -> str:
+        """The file's path inside the bundle (the role itself if no file has it)."""
+        return self._entries[role]["path"] if role in self._entries else role
+
+    def file(self, role: str) -> Path:
+        if role not in self._entries:
+            raise BundleError(f"{self.path}: no file with role {role!r} (roles: {sorted(self._entries)})")
+        return self.path / self._entries[role]["path"]
+
+    def _rehash(self, role: str) -> Path:
+        entry = self._entries[role]
+        target = self.path / entry["path"]
+        if not target.is_file() or sha256_file(target) != entry["sha256"]:
+            raise BundleError(f"{target}: changed since the bundle was opened (SHA-256 differs from manifest.json)")
+        return target
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.asarray(self.manifest["thresholds"], dtype=np.float64)
+
+    @property
+    def preprocessing(self) -> Any:
+        """The bundle's `EcgPreprocessing` (ECG bundles only)."""
+        kind = self.manifest["preprocessing"].get("kind")
+        if kind != "ecg":
+            raise BundleError(f"{self.path}: preprocessing kind {kind!r} has no EcgPreprocessing")
+        return _ecg_preprocessing(self.manifest)
+
+    def golden(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(inputs, {output name: expected}) as stored, re-hashed before reading."""
+        golden = self.manifest["golden"]
+        by_path = {e["path"]: e["role"] for e in self.manifest["files"]}
+
+        def load(rel: str) -> np.ndarray:
+            target = self._rehash(by_path[rel])
+            try:
+                return np.load(target, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise BundleError(f"{target}: not a readable .npy array ({exc})") from None
+
+        return load(golden["inputs"]), {name: load(rel) for name, rel in golden["outputs"].items()}
+
+    def runnable_roles(self) -> list[str]:
+        ordered = [r for r in ENGINE_PREFERENCE if r in self._entries]
+        ordered += sorted(r for r in self._entries if r not in ordered and backend_for_role(r) is not None)
+        return ordered
+
+    def engine(self, role: str | None = None, backend: str | None = None, **options: Any) -> Any:
+        """An Engine for `role`, or the first artefact (by ENGINE_PREFERENCE) whose back end runs on this machine."""
+        if role is not None:
+            chosen = resolve_role(role, list(self._entries))
+            if chosen is None:
+                raise BundleError(f"{self.path}: no file with role {role!r} (roles: {sorted(self._entries)})")
+            if backend_for_role(chosen) is None:
+                raise BundleError(f"{self.path}: {chosen!r} is not an executable artefact")
+        else:
+            candidates = [r for r in self.runnable_roles() if backend in (None, backend_for_role(r))]
+            if not candidates:
+                raise BundleError(f"{self.path}: no artefact for back end {backend!r}" if backend else
+                                  f"{self.path}: no executable artefact in this bundle")
+            reasons = {r: _backend_reason(backend_for_role(r) or "") for r in candidates}
+            runnable = [r for r in candidates if reasons[r] is None]
+            if not runnable:
+                detail = "; ".join(f"{r}: {why}" for r, why in reasons.items())
+                raise BundleError(f"{self.path}: no artefact runs on this machine ({detail})")
+            chosen = runnable[0]
+        target = self._rehash(chosen)
+        weights = chosen[: -len("-xml")] + "-bin" if chosen.endswith("-xml") else None
+        if weights in self._entries:
+            self._rehash(weights)
+        return _open_engine(target, backend or backend_for_role(chosen) or "", **options)
+
+
+def open_bundle(path: str | Path, public_key: PublicKeyLike | None = None, require_signature: bool = False) -> Bundle:
+    """Open a bundle after checking schema, every file's SHA-256 and (if a key is given) the signature."""
+    path = Path(path)
+    found = _Findings()
+    manifest = _static_checks(path, public_key, require_signature, found)
+    if found.problems or manifest is None:
+        raise BundleError(f"{path}: bundle does not verify: " + "; ".join(found.problems[:8]))
+    return Bundle(path, manifest, signature_checked=public_key is not None)
+
+
+def _tolerance_for(tol: float | Mapping[str, float], output: str) -> float | None:
+    if isinstance(tol, Mapping):
+        value = tol.get(output)
+        return None if value is None else float(value)
+    return float(tol)
+
+
+def _run_golden(bundle: Bundle, found: _Findings) -> None:
+    from jepa_edge.runtimes import BackendUnavailable
+
+    golden = bundle.manifest["golden"]
+    try:
+        inputs, expected = bundle.golden()
+    except BundleError as exc:
+        found.add("golden", golden["inputs"], False, str(exc))
+        return
+    if not golden["tolerances"]:
+        found.add("golden", "golden", None, "no tolerances: no artefact is checked against the golden vectors")
+    for key, tol in golden["tolerances"].items():
+        role = resolve_role(key, bundle.roles) or key
+        backend = backend_for_role(role)
+        subject = f"{bundle.rel_path(role)} ({role})"
+        if backend is None:
+            found.add("golden", subject, False, "tolerance given for a file no back end executes")
+            continue
+        reason = _backend_reason(backend)
+        if reason is not None:
+            found.add("golden", subject, None, f"skipped: {backend} unavailable here ({reason})")
+            continue
+        try:
+            engine = bundle.engine(role=role)
+            got = engine.outputs(inputs.astype(np.float32, copy=False))
+        except BackendUnavailable as exc:
+            found.add("golden", subject, None, f"skipped: {backend} unavailable here ({exc})")
+            continue
+        except Exception as exc:  # a broken artefact is a verification failure, not a crash
+            found.add("golden", subject, False, f"{backend} could not run it: {type(exc).__name__}: {exc}")
+            continue
+        for name, ref in expected.items():
+            limit = _tolerance_for(tol, name)
+            if limit is None:
+                continue
+            if name not in got:
+                found.add("golden", subject, False, f"engine has no output {name!r} (has {sorted(got)})")
+                continue
+            out = np.asarray(got[name], dtype=np.float64)
+            if out.shape != ref.shape:
+                found.add("golden", subject, False, f"output {name!r} shape {out.shape}, golden {ref.shape}")
+                continue
+            err = float(np.max(np.abs(out - ref))) if out.size else 0.0
+            ok = bool(np.isfinite(out).all()) and err <= limit
+            found.add("golden", subject, ok, f"{name}: max |diff| {err:.3g} {'<=' if ok else '>'} tolerance {limit:g}"
+                      f" ({backend})")
+
+
+def verify_bundle(path: str | Path, public_key: PublicKeyLike | None = None, require_signature: bool = False,
+                  run_golden: bool = True) -> VerifyReport:
+    """Every check, collected rather than raised: hashes, signature, schema, then golden vectors on local back ends.
+
+    Golden vectors run only when everything else passed: nothing from an altered bundle is ever executed.
+    """
+    path = Path(path)
+    found = _Findings()
+    try:
+        manifest = _static_checks(path, public_key, require_signature, found)
+    except BundleError as exc:  # an unreadable public key
+        found.add("signature", "public key", False, str(exc))
+        manifest = None
+    if manifest is not None and not found.problems and run_golden:
+        _run_golden(Bundle(path, manifest, signature_checked=public_key is not None), found)
+    return VerifyReport(path=path, ok=not found.problems and manifest is not None, problems=found.problems,
+                        checks=found.checks)
+
+
+def update_bundle(path: str | Path, add_files: Mapping[str, tuple[str | Path | bytes, str]] | None = None,
+                  set_fields: Mapping[str, Any] | None = None, sign_key: PrivateKeyLike | None = None,
+                  public_key: PublicKeyLike | None = None) -> Path:
+    """Rewrite a verified bundle atomically with extra/replaced files and fields; re-hash, re-sign if a key is given.
+
+    A file replaces an existing one with the same path or the same role. An unsigned update of a signed
+    bundle drops the old (now invalid) signature.
+    """
+    path = Path(path)
+    bundle = open_bundle(path, public_key=public_key)
+    add_files = dict(add_files or {})
+    new_roles = {role for _, role in add_files.values()}
+    inputs, expected = bundle.golden()
+    golden_paths = {bundle.manifest["golden"]["inputs"], *bundle.manifest["golden"]["outputs"].values()}
+    fields = {k: v for k, v in bundle.manifest.items() if k not in ("schema_version", "files", "golden")}
+    fields.update(set_fields or {})
+    with BundleBuilder(path, sign_key=sign_key) as builder:
+        for entry in bundle.manifest["files"]:
+            rel, role = entry["path"], entry["role"]
+            if rel in golden_paths or rel == HEADER_PATH or rel in add_files or role in new_roles:
+                continue
+            builder.add_file(bundle._rehash(role), rel, role)
+        for rel, (src, role) in add_files.items():
+            builder.add_file(src, rel, role)
+        builder.set(**fields)
+        builder.add_golden(inputs, expected, bundle.manifest["golden"]["tolerances"])
+    return path
