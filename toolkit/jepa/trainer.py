@@ -223,7 +223,8 @@ def pretrain(
             if metrics_file and (done % cfg.log_every == 0 or done == last):
                 elapsed = time.perf_counter() - t0
                 row = {"step": done, "loss": float(loss.detach()), "lr": lr, "weight_decay": wd, "ema": momentum,
-                       "grad_norm": float(grad_norm), "samples_per_s": seen / max(elapsed, 1e-9)}
+                       "grad_norm": float(grad_norm), "samples_per_s": seen / max(elapsed, 1e-9),
+                       "elapsed_s": elapsed}
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
             if progress and info.is_main:
