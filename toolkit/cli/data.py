@@ -1,3 +1,61 @@
-"""`jepa-edge data` verbs (filled in by the stage that owns them)."""
+"""`jepa-edge data` verbs: pack WFDB folders and PTB-XL into memory-mappable shards for pretraining."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .app import console, data_app, progress_bar, user_errors
+
+
+def _parse_folds(text: str) -> tuple[int, ...] | None:
+    """'all', 'train' (1-8), or a comma list with ranges such as '1-8,10'."""
+    from ..data.ptbxl import SPLIT_FOLDS
+
+    text = text.strip().lower()
+    if text == "all":
+        return None
+    if text in SPLIT_FOLDS:
+        return SPLIT_FOLDS[text]
+    folds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            folds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"--ptbxl-folds {text!r}: expected 'all', 'train', 'val', 'test' or e.g. '1-8,10'") from None
+    return tuple(sorted(set(folds)))
+
+
+@data_app.command("pack")
+@user_errors
+def pack_command(
+    sources: list[Path] = typer.Argument(..., help="WFDB folders, PTB-XL folders or single WFDB records"),
+    out: Path = typer.Option(..., "--out", help="pack folder (a rerun into it resumes, skipping finished shards)"),
+    workers: int = typer.Option(1, "--workers", help="processes packing shards in parallel"),
+    leads: str = typer.Option(",".join(("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")),
+                              help="lead order of the model (records lacking one are skipped and reported)"),
+    fs: int = typer.Option(500, help="model sampling rate in Hz (records are resampled to it)"),
+    window_s: float = typer.Option(10.0, help="training window in seconds (shorter records are skipped)"),
+    dtype: str = typer.Option("float16", help="float16 (half the bytes, below ADC resolution) or float32"),
+    records_per_shard: int = typer.Option(1024, help="records per shard file"),
+    ptbxl_folds: str = typer.Option("train", help="PTB-XL folds to pack: train (1-8), all, or e.g. 1-8,10"),
+    max_records: int = typer.Option(None, help="at most this many records per source (quick trials)"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first bad record instead of skipping it"),
+) -> None:
+    """Pack ECG records into sharded .npy arrays at the model rate and lead order, with index, checksums, report."""
+    from ..data.pack import PackConfig, pack
+
+    cfg = PackConfig(fs=fs, leads=tuple(x.strip() for x in leads.split(",") if x.strip()), window_s=window_s,
+                     dtype=dtype, records_per_shard=records_per_shard, workers=workers, skip_bad=not strict,
+                     ptbxl_folds=_parse_folds(ptbxl_folds), max_records_per_source=max_records)
+    with progress_bar() as bar:
+        task_id = bar.add_task("pack shards", total=None, status="")
+
+        def update(done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total, status="")
+
+        result = pack(sources, out, cfg, progress=update)
+    console.print(f"packed {result.report.summary()} into {result.shards} shard(s) "
+                  f"({result.reused_shards} reused) at [bold]{result.out}[/]; report: {result.out / 'report.json'}")

@@ -10,6 +10,8 @@ import numpy as np
 from ..data.datasets import EcgWindows
 from ..data.ecg import find_records, iter_records
 from ..data.errors import DataError, SkipReport
+from ..data.pack import is_pack
+from ..data.packed import EpochPlan, PackedWindows
 from ..data.paths import data_root, find_ptbxl
 from ..data.preprocess import EcgPreprocessing
 from ..data.ptbxl import SPLIT_FOLDS, PtbXl
@@ -54,6 +56,8 @@ def load_pretraining_signals(
 def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
     from .trainer import JepaTask
 
+    if cfg.data is not None and is_pack(cfg.data):
+        return build_packed_ecg_task(cfg)
     base = EcgPreprocessing()
     records, summary = load_pretraining_signals(cfg.data, base, cfg.skip_bad, cfg.max_records)
     if len({r.shape[1] for r in records}) == 1:
@@ -71,4 +75,22 @@ def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
         plan=RandomWindows(windows.max_offsets, seed=cfg.seed),
         masks=masks,
         meta={"modality": "ecg", "preprocessing": pre.to_dict(), "data": summary},
+    )
+
+
+def build_packed_ecg_task(cfg: PretrainConfig) -> JepaTask:
+    """`cfg.data` is a pack folder: memory-mapped shards already filtered at the model rate, normalisation
+    constants from the pack index, and an epoch plan that visits every window slot once per epoch."""
+    from .trainer import JepaTask
+
+    windows = PackedWindows(cfg.data, max_records=cfg.max_records)
+    pre = windows.pre
+    encoder = EcgEncoder(EcgEncoderSpec(size=cfg.model, leads=pre.num_leads, samples=pre.window, patch=cfg.patch))
+    return JepaTask(
+        encoder=encoder,
+        predictor=ecg_predictor(encoder),
+        windows=windows,
+        plan=EpochPlan(windows.lengths, pre.window, seed=cfg.seed),
+        masks=EcgBlockMasks(encoder.num_patches, tuple(cfg.keep_ratio), cfg.min_block),
+        meta={"modality": "ecg", "preprocessing": pre.to_dict(), "data": windows.summary},
     )
