@@ -1,0 +1,121 @@
+"""Calibration windows for INT8: drawn from training folds, stratified by label, seeded, and hashed.
+
+The sha256 covers the exact (record, offset) list and the preprocessing, so a bundle manifest can say which
+data its INT8 ranges came from and a rebuild can prove it used the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.datasets import preprocess_set
+from ..data.errors import DataError
+from ..data.paths import find_ptbxl
+from ..data.preprocess import EcgPreprocessing
+from ..data.ptbxl import SUPERCLASSES, PtbXl
+
+DEFAULT_WINDOWS = 300
+
+
+@dataclass
+class CalibrationSet:
+    """Preprocessed windows (n, leads, window) float32, their labels, and where each came from."""
+
+    windows: np.ndarray
+    labels: np.ndarray | None
+    classes: tuple[str, ...]
+    record_ids: list[str]
+    offsets: list[int]
+    seed: int
+    sha256: str
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def records(self) -> int:
+        return len(set(self.record_ids))
+
+    def manifest(self) -> dict:
+        """The manifest's `calibration` field."""
+        return {"sha256": self.sha256, "windows": len(self), "records": self.records, "seed": self.seed}
+
+
+def calibration_hash(record_ids: list[str], offsets: list[int], pre: EcgPreprocessing) -> str:
+    payload = {"windows": [f"{r}@{o}" for r, o in zip(record_ids, offsets, strict=True)],
+               "preprocessing": pre.to_dict()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def stratified_picks(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Record indices (with repeats only when n exceeds the records) whose label combinations appear in
+    proportion to the training set, every combination at least once when n allows it."""
+    keys = ["".join("1" if v else "0" for v in row) for row in labels]
+    strata: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        strata.setdefault(k, []).append(i)
+    names = sorted(strata)
+    sizes = np.array([len(strata[k]) for k in names], dtype=float)
+    quota = sizes / sizes.sum() * n
+    counts = np.floor(quota).astype(int)
+    if n >= len(names):
+        counts = np.maximum(counts, 1)
+    for j in np.argsort(-(quota - np.floor(quota)), kind="stable"):  # largest remainder fills up to n
+        if counts.sum() >= n:
+            break
+        counts[j] += 1
+    while counts.sum() > n:  # the minimum of one per stratum overshot: trim the largest strata
+        counts[int(np.argmax(counts))] -= 1
+    picks: list[int] = []
+    for name, count in zip(names, counts, strict=True):
+        members = np.array(strata[name])
+        order = np.concatenate([rng.permutation(members) for _ in range(int(np.ceil(count / len(members))) or 1)])
+        picks.extend(order[:count].tolist())
+    return np.array(sorted(picks), dtype=np.int64)
+
+
+def _label_columns(db_classes: tuple[str, ...], wanted: list[str] | None, source: Path) -> list[int]:
+    if not wanted:
+        return list(range(len(db_classes)))
+    missing = [c for c in wanted if c not in db_classes]
+    if missing:
+        raise DataError(f"{source}: classifier labels {missing} are not PTB-XL classes of this label set")
+    return [db_classes.index(c) for c in wanted]
+
+
+def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None, windows: int = DEFAULT_WINDOWS,
+                          seed: int = 0, labels: list[str] | None = None, split: str = "train") -> CalibrationSet:
+    """`windows` preprocessed windows from PTB-XL `split` folds under `data` (default: the JEPA_EDGE_DATA
+    PTB-XL folder), stratified by the classifier's `labels`. More windows than records -> random crops
+    (when the model window is shorter than a record) or repeats, both seeded."""
+    if windows < 1:
+        raise ValueError(f"calibration needs at least one window, got {windows}")
+    root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
+    if root is None:
+        raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) for calibration data")
+    label_set = "superdiagnostic" if not labels or set(labels) <= set(SUPERCLASSES) else "all"
+    ds = PtbXl(root).load(label_set, split=split, leads=pre.leads)
+    cols = _label_columns(ds.classes, labels, root)
+    y = ds.labels[:, cols]
+    rng = np.random.default_rng(seed)
+    picks = stratified_picks(y, windows, rng)
+    if ds.signals.shape[-1] * pre.fs / ds.fs < pre.window:
+        raise DataError(f"{root}: records of {ds.signals.shape[-1] / ds.fs:g} s are shorter than the model "
+                        f"window of {pre.window_s:g} s")
+    unique = np.unique(picks)
+    processed = dict(zip(unique.tolist(), preprocess_set(ds.signals[unique], ds.fs, pre), strict=True))
+    out, ids, offsets = [], [], []
+    for i in picks.tolist():
+        rec = processed[i]
+        offset = int(rng.integers(0, rec.shape[-1] - pre.window + 1))
+        out.append(rec[:, offset: offset + pre.window])
+        ids.append(ds.ids[i])
+        offsets.append(offset)
+    classes = tuple(ds.classes[c] for c in cols)
+    return CalibrationSet(windows=np.stack(out).astype(np.float32), labels=y[picks], classes=classes,
+                          record_ids=ids, offsets=offsets, seed=seed, sha256=calibration_hash(ids, offsets, pre))

@@ -1,0 +1,144 @@
+"""OpenVINO INT8 with NNCF: `nncf.quantize` (ModelType.TRANSFORMER keeps LayerNorm/Softmax/GELU and the residual
+path float) and `nncf.quantize_with_accuracy_control`, whose validation function is the clinical metric
+(macro AUC) and whose allowed drop comes from the device profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtimes.export import save_ir
+
+
+@dataclass(frozen=True)
+class OpenVinoRecipe:
+    """NNCF settings; `ignored` is where the sensitivity fallback list (OpenVINO op names) goes."""
+
+    preset: str = "performance"  # symmetric activations and weights: the fast path of VNNI/AMX kernels
+    fast_bias_correction: bool = True
+    ignored: tuple[str, ...] = ()
+    subset_size: int | None = None  # default: every calibration window
+
+    def to_dict(self) -> dict:
+        return {"format": "openvino-ir", "tool": "nncf.quantize", "model_type": "transformer",
+                "preset": self.preset, "fast_bias_correction": self.fast_bias_correction,
+                "ignored": list(self.ignored)}
+
+
+@dataclass
+class AccuracyControlResult:
+    path: Path
+    metric_fp32: float
+    metric_int8: float
+    max_drop: float
+    fallback_layers: list[str] = field(default_factory=list)
+
+
+def _silence_nncf() -> None:
+    import logging
+
+    import nncf  # noqa: F401
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+
+
+def _common_args(recipe: OpenVinoRecipe, n: int) -> dict[str, Any]:
+    import nncf
+
+    preset = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    if recipe.preset not in preset:
+        raise ValueError(f"NNCF preset {recipe.preset!r}: choose from {sorted(preset)}")
+    args: dict[str, Any] = {"model_type": nncf.ModelType.TRANSFORMER, "preset": preset[recipe.preset],
+                            "fast_bias_correction": recipe.fast_bias_correction,
+                            "subset_size": recipe.subset_size or n}
+    if recipe.ignored:
+        args["ignored_scope"] = nncf.IgnoredScope(names=list(recipe.ignored), validate=False)
+    return args
+
+
+def _items(windows: np.ndarray) -> list[np.ndarray]:
+    if len(windows) == 0:
+        raise ValueError("empty calibration set")
+    return [np.ascontiguousarray(w[None], dtype=np.float32) for w in windows]
+
+
+def quantize_openvino(fp32_xml: str | Path, out_xml: str | Path, windows: np.ndarray,
+                      recipe: OpenVinoRecipe | None = None) -> Path:
+    """FP32 IR + calibration windows -> INT8 IR (FP32 weights elsewhere, no FP16 compression)."""
+    import nncf
+    import openvino as ov
+
+    _silence_nncf()
+    recipe = recipe or OpenVinoRecipe()
+    model = ov.Core().read_model(str(fp32_xml))
+    quantized = nncf.quantize(model, nncf.Dataset(_items(windows)), **_common_args(recipe, len(windows)))
+    return save_ir(quantized, out_xml)
+
+
+def quantize_openvino_with_accuracy_control(
+    fp32_xml: str | Path, out_xml: str | Path, windows: np.ndarray, val_windows: np.ndarray, val_labels: np.ndarray,
+    max_drop: float, recipe: OpenVinoRecipe | None = None, max_num_iterations: int = 8,
+) -> AccuracyControlResult:
+    """INT8 whose macro AUC on (val_windows, val_labels) is within `max_drop` (absolute) of FP32; NNCF reverts the
+    most harmful layers to float until it is. The reverted layers are returned as the fallback list."""
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    from ..tasks.metrics import macro_auc
+
+    _silence_nncf()
+    recipe = recipe or OpenVinoRecipe()
+    if len(val_windows) != len(val_labels):
+        raise ValueError(f"{len(val_windows)} validation windows but {len(val_labels)} label rows")
+    model = ov.Core().read_model(str(fp32_xml))
+    val_items = [(w[None].astype(np.float32), y) for w, y in zip(val_windows, val_labels, strict=True)]
+
+    def validate(compiled: ov.CompiledModel, items) -> tuple[float, list[list[np.ndarray]]]:
+        logits, labels, per_item = [], [], []
+        out = compiled.outputs[0]
+        for x, y in items:
+            z = np.asarray(compiled(x)[out])
+            logits.append(z[0])
+            labels.append(y)
+            per_item.append([z])
+        auc = macro_auc(np.stack(labels), np.stack(logits)) if len(labels) > 1 else float("nan")
+        return float(auc), per_item
+
+    metrics: dict[str, float] = {}
+
+    def validate_recorded(compiled, items):
+        value, per_item = validate(compiled, items)
+        metrics.setdefault("first", value)
+        metrics["last"] = value
+        return value, per_item
+
+    quantized = nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(_items(windows)), nncf.Dataset(val_items, lambda item: item[0]), validate_recorded,
+        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            max_num_iterations=max_num_iterations),
+        **_common_args(recipe, len(windows)))
+    fq_before = {op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "FakeQuantize"}
+    del fq_before
+    save_ir(quantized, out_xml)
+    core = ov.Core()
+    fp32_auc = validate(core.compile_model(str(fp32_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), val_items)[0]
+    int8_auc = validate(core.compile_model(str(out_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), val_items)[0]
+    return AccuracyControlResult(Path(out_xml), fp32_auc, int8_auc, max_drop,
+                                 fallback_layers=float_matmuls(quantized))
+
+
+def float_matmuls(model) -> list[str]:
+    """MatMul ops of an NNCF-quantized OpenVINO model whose weights carry no FakeQuantize (left in float)."""
+    left = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "MatMul":
+            continue
+        srcs = [op.input_value(i).get_node() for i in range(op.get_input_size())]
+        if not any(s.get_type_name() == "FakeQuantize" for s in srcs):
+            left.append(op.get_friendly_name())
+    return left
