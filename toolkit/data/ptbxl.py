@@ -73,7 +73,9 @@ class PtbXl:
         """Multi-hot labels for every row, and the class names (records with none stay all-zero)."""
         if label_set == "superdiagnostic":
             diag = self.statements[self.statements["diagnostic"] == 1]["diagnostic_class"].dropna().to_dict()
-            classes = SUPERCLASSES
+            present = set(diag.values())
+            # PTB-XL's five superclasses; a PTB-XL-layout set with other classes (the synthetic one) keeps its own
+            classes = SUPERCLASSES if present <= set(SUPERCLASSES) else tuple(sorted(present))
             sets = [{diag[c] for c in codes if c in diag} for codes in self.table["scp_codes"]]
         elif label_set == "all":
             known = set(self.statements.index)
