@@ -1,0 +1,91 @@
+"""x86 ISA features that decide which INT8 kernels OpenVINO (and onnxruntime) can use on a cart CPU.
+
+Read from /proc/cpuinfo at build time (recorded in the manifest) and again at run time, so a bundle built on
+an AMX server and run on an AVX2-only cart says so instead of silently running slower than promised.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+# int8 multiply-accumulates per cycle per core for the best instruction (one 512-bit VPDPBUSD = 64 MACs;
+# AVX-VNNI 256-bit = 32; AVX2 VPMADDUBSW+VPMADDWD ~ 32 at half rate = 16; AMX TDPBUSD 16x64x16 tile ~ 1024/16 cycles).
+INT8_MACS_PER_CYCLE = {"amx_int8": 1024, "avx512_vnni": 64, "avx_vnni": 32, "avx2": 16}
+
+
+@dataclass(frozen=True)
+class IsaInfo:
+    arch: str
+    model_name: str
+    cores: int
+    mhz: float | None
+    flags: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def int8_path(self) -> str:
+        """The fastest INT8 matrix path this CPU offers, as OpenVINO's CPU plugin would pick it."""
+        for flag, label in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI")):
+            if self.flags.get(flag):
+                return label
+        if self.flags.get("avx2"):
+            return "AVX2 (no VNNI: INT8 gains over FP32 are small)"
+        return "none (no AVX2: the OpenVINO CPU plugin will not run)"
+
+    @property
+    def default_float_precision(self) -> str:
+        """What OpenVINO runs an 'FP32' model in without a precision hint."""
+        return "bf16" if self.flags.get("avx512_bf16") or self.flags.get("amx_bf16") else "f32"
+
+    def int8_peak_gmacs(self, cores: int | None = None, mhz: float | None = None, fma_units: int = 1) -> float | None:
+        """Peak INT8 GMAC/s over `cores` at `mhz` (None if the clock is unknown). `fma_units` = 512-bit FMA ports
+        (1 on most client / cloud parts, 2 on Xeon Gold/Platinum)."""
+        mhz = mhz or self.mhz
+        if not mhz:
+            return None
+        best = next((m for f, m in INT8_MACS_PER_CYCLE.items() if self.flags.get(f)), 0)
+        if best in (64, 32):
+            best *= fma_units
+        return best * (cores or self.cores) * mhz / 1e3
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "int8_path": self.int8_path, "default_float_precision": self.default_float_precision}
+
+
+def parse_cpuinfo(text: str) -> IsaInfo:
+    """ISA facts from the text of /proc/cpuinfo (first processor block)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    cores = text.count("\nprocessor") + (1 if text.startswith("processor") else 0) or os.cpu_count() or 1
+    try:
+        mhz: float | None = float(fields["cpu MHz"])
+    except (KeyError, ValueError):
+        mhz = None
+    return IsaInfo(arch=platform.machine(), model_name=fields.get("model name", "unknown"), cores=cores, mhz=mhz,
+                   flags={f: f in flags for f in FLAGS})
+
+
+def detect_isa(cpuinfo: str | Path = "/proc/cpuinfo") -> IsaInfo:
+    """This machine's ISA (an empty flag set where /proc/cpuinfo is absent, e.g. macOS)."""
+    path = Path(cpuinfo)
+    if not path.is_file():
+        return IsaInfo(arch=platform.machine(), model_name=platform.processor() or "unknown",
+                       cores=os.cpu_count() or 1, mhz=None, flags={f: False for f in FLAGS})
+    return parse_cpuinfo(path.read_text(errors="replace"))
+
+
+def check_isa(required: list[str], info: IsaInfo | None = None) -> list[str]:
+    """Required flags this CPU lacks (empty: fine)."""
+    info = info or detect_isa()
+    return [f for f in required if not info.flags.get(f, False)]
