@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import preprocess_set
+from ..data.ecg import read_record
 from ..data.errors import DataError
 from ..data.paths import find_ptbxl
 from ..data.preprocess import EcgPreprocessing
-from ..data.ptbxl import SUPERCLASSES, PtbXl
+from ..data.ptbxl import SPLIT_FOLDS, SUPERCLASSES, PtbXl
 
 DEFAULT_WINDOWS = 300
 
@@ -99,23 +99,35 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
     if root is None:
         raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) for calibration data")
     label_set = "superdiagnostic" if not labels or set(labels) <= set(SUPERCLASSES) else "all"
-    ds = PtbXl(root).load(label_set, split=split, leads=pre.leads)
-    cols = _label_columns(ds.classes, labels, root)
-    y = ds.labels[:, cols]
+    db = PtbXl(root)
+    y_all, db_classes = db.labels(label_set)
+    cols = _label_columns(db_classes, labels, root)
+    if split not in SPLIT_FOLDS:
+        raise DataError(f"unknown split {split!r}; choose from {sorted(SPLIT_FOLDS)}")
+    rows = np.flatnonzero(db.table["strat_fold"].isin(SPLIT_FOLDS[split]).to_numpy() & (y_all.sum(axis=1) > 0))
+    if len(rows) == 0:
+        raise DataError(f"{root}: no labelled records in the {split} folds")
+    y = y_all[rows][:, cols]
     rng = np.random.default_rng(seed)
     picks = stratified_picks(y, windows, rng)
-    if ds.signals.shape[-1] * pre.fs / ds.fs < pre.window:
-        raise DataError(f"{root}: records of {ds.signals.shape[-1] / ds.fs:g} s are shorter than the model "
-                        f"window of {pre.window_s:g} s")
     unique = np.unique(picks)
-    processed = dict(zip(unique.tolist(), preprocess_set(ds.signals[unique], ds.fs, pre), strict=True))
+    processed: dict[int, np.ndarray] = {}
+    names: dict[int, str] = {}
+    for i in unique.tolist():  # read only the records drawn, not the whole split
+        rec = read_record(root / db.table["filename_hr"].iloc[rows[i]], leads=pre.leads)
+        x = pre(rec.signal.astype(np.float64), fs_in=rec.fs)
+        if x.shape[-1] < pre.window:
+            raise DataError(f"{rec.path}: {x.shape[-1] / pre.fs:g} s is shorter than the model window "
+                            f"of {pre.window_s:g} s")
+        processed[i] = x
+        names[i] = Path(rec.path).name
     out, ids, offsets = [], [], []
     for i in picks.tolist():
         rec = processed[i]
         offset = int(rng.integers(0, rec.shape[-1] - pre.window + 1))
         out.append(rec[:, offset: offset + pre.window])
-        ids.append(ds.ids[i])
+        ids.append(names[i])
         offsets.append(offset)
-    classes = tuple(ds.classes[c] for c in cols)
+    classes = tuple(db_classes[c] for c in cols)
     return CalibrationSet(windows=np.stack(out).astype(np.float32), labels=y[picks], classes=classes,
                           record_ids=ids, offsets=offsets, seed=seed, sha256=calibration_hash(ids, offsets, pre))

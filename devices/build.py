@@ -1,0 +1,233 @@
+"""`build_bundle`: a classifier model folder -> a device bundle (quantized artefacts, manifest, golden vectors).
+
+cart-cpu: FP32 ONNX + FP32 reference IR + NNCF INT8 IR (OpenVINO runs it on the cart).
+jetson:   FP32 ONNX + transformer-safe Q/DQ INT8 ONNX; the TensorRT engine is built later ON the Jetson by
+          `jepa-edge engine build BUNDLE` (`build_engine_into_bundle`), because engines are tied to the GPU and
+          TensorRT version.
+Everything is seeded and no timestamps are written, so building twice from the same inputs gives the same
+manifest (and the same file hashes).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.preprocess import EcgPreprocessing
+from ..io import sha256_file
+from ..models.checkpoint import load_classifier, resolve_model_dir
+from ..models.vit import count_parameters
+from ..runtimes import open_engine
+from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
+from .isa import detect_isa
+from .profiles import DeviceProfile, ProfileError, check_onnx_compatible, load_profile
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"cart-cpu": "cart-x86", "jetson": "jetson-orin-nano"}  # target -> default profile
+GOLDEN_WINDOWS = 8
+BUILD_STAGES = ("calibration data", "export", "quantize", "golden vectors", "bundle")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The knobs of a build beyond the contract's arguments; defaults are the production recipe."""
+
+    fallback_layers: tuple[str, ...] = ()  # layers kept float in both back ends (e.g. from a sensitivity sweep)
+    sensitivity: bool = False  # run the per-layer sweep and add its fallback list
+    accuracy_control: bool = False  # cart-cpu: nncf.quantize_with_accuracy_control on val-fold macro AUC
+    golden_windows: int = GOLDEN_WINDOWS
+    opset: int = DEFAULT_OPSET
+
+
+def _versions(opset: int, tensorrt: str | None = None) -> dict[str, Any]:
+    import nncf
+    import onnxruntime
+    import openvino
+
+    return {"openvino": openvino.get_version().split("-")[0], "onnxruntime": onnxruntime.__version__,
+            "nncf": nncf.__version__, "tensorrt": tensorrt, "opset": opset}
+
+
+def _tolerance(measured: float, floor: float) -> float:
+    """Golden tolerance for an artefact: 4x what this build measured (other CPUs pick other kernels), at least
+    `floor`, rounded up to 2 significant digits so the manifest stays short and stable."""
+    value = max(4.0 * measured, floor)
+    return float(f"{value:.2g}") if float(f"{value:.2g}") >= value else float(f"{value * 1.05:.2g}")
+
+
+def _io_fields(meta: dict[str, Any], dim: int) -> dict[str, Any]:
+    enc = meta["encoder"]
+    return {
+        "inputs": [{"name": "ecg", "shape": ["batch", enc["leads"], enc["samples"]], "dtype": "float32",
+                    "layout": "(batch, leads, samples) float32, preprocessed as in $.preprocessing"}],
+        "outputs": [{"name": "logits", "shape": ["batch", len(meta["labels"])], "dtype": "float32"},
+                    {"name": "embedding", "shape": ["batch", dim], "dtype": "float32"}],
+    }
+
+
+def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceProfile:
+    if target not in TARGETS:
+        raise ProfileError(f"unknown build target {target!r}; choose from {sorted(TARGETS)}")
+    prof = profile if isinstance(profile, DeviceProfile) else load_profile(profile or TARGETS[target])
+    if prof.kind != target:
+        raise ProfileError(f"profile {prof.name} is for {prof.kind!r} devices, not target {target!r}")
+    return prof
+
+
+def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profile: str | DeviceProfile | None = None,
+                 data: str | Path | None = None, calibration_windows: int = 300, seed: int = 0,
+                 sign_key: Any = None, options: BuildOptions | None = None,
+                 progress: Callable[[str], None] | None = None) -> Path:
+    """Quantize and package `classifier_dir` for `target` ("cart-cpu" | "jetson") into the bundle folder `out`.
+    `progress(stage)` is called as each of the BUILD_STAGES starts (the CLI draws its bar from it)."""
+    from ..bundle import BundleBuilder
+    from ..quantize import OpenVinoRecipe, QdqRecipe, build_calibration_set, quantize_openvino, quantize_qdq
+    from ..quantize.qdq import qdq_tensorrt_problems
+
+    step = progress or (lambda stage: None)
+    opts = options or BuildOptions()
+    prof = resolve_profile(target, profile)
+    model_dir = resolve_model_dir(classifier_dir)
+    model, meta = load_classifier(model_dir)
+    if meta["encoder"].get("modality", "ecg") != "ecg":
+        raise ValueError(f"{model_dir}: build supports ECG classifiers; got modality {meta['encoder'].get('modality')}")
+    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    opset = min(opts.opset, prof.max_opset)
+    torch.manual_seed(seed)
+    step("calibration data")
+    calib = build_calibration_set(pre, data, windows=calibration_windows, seed=seed, labels=meta.get("labels"))
+    golden = build_calibration_set(pre, data, windows=opts.golden_windows, seed=seed, labels=meta.get("labels"),
+                                   split="val")
+    with torch.inference_mode():
+        ref_logits, ref_emb = (t.numpy() for t in model(torch.from_numpy(golden.windows)))
+    reference = {"logits": ref_logits, "embedding": ref_emb}
+
+    with tempfile.TemporaryDirectory(prefix="jepa-build-") as tmp_name:
+        tmp = Path(tmp_name)
+        step("export")
+        fp32_onnx = export_onnx(model, tmp / "model.onnx", opset=opset)
+        check_onnx_compatible(fp32_onnx, prof)
+        fallback = list(opts.fallback_layers)
+        files: list[tuple[Path, str, str]] = [(fp32_onnx, "model.onnx", "onnx-fp32")]
+        tolerances: dict[str, float] = {}
+        extra_quant: dict[str, Any] = {}
+        if opts.sensitivity:
+            from ..quantize.sensitivity import layer_sensitivity
+
+            probe = quantize_qdq(fp32_onnx, tmp / "probe.qdq.onnx", calib.windows, QdqRecipe())
+            report = layer_sensitivity(fp32_onnx, probe.path, calib.windows[:16])
+            fallback = sorted(set(fallback) | set(report.fallback))
+            extra_quant["sensitivity"] = report.to_dict()
+        step("quantize")
+        if target == "jetson":
+            qdq = quantize_qdq(fp32_onnx, tmp / "model.qdq.onnx", calib.windows,
+                               QdqRecipe(nodes_to_exclude=tuple(fallback)))
+            check_onnx_compatible(qdq.path, prof)
+            problems = qdq_tensorrt_problems(__import__("onnx").load(str(qdq.path)))
+            if problems:
+                raise ProfileError(f"{qdq.path}: Q/DQ graph TensorRT would reject: {problems[:3]}")
+            files.append((qdq.path, "model.qdq.onnx", "onnx-qdq"))
+            recipe_name = "qdq-matmul-gemm-per-channel-symmetric (onnxruntime quantize_static)"
+            extra_quant["details"] = qdq.recipe.to_dict()
+            checks = {"onnx-fp32": (fp32_onnx, 1e-3), "onnx-qdq": (qdq.path, 0.05)}
+        else:
+            fp32_xml = export_openvino(fp32_onnx, tmp / "model_fp32.xml")
+            recipe = OpenVinoRecipe(ignored=tuple(fallback))
+            if opts.accuracy_control:
+                from ..quantize import quantize_openvino_with_accuracy_control
+
+                val = build_calibration_set(pre, data, windows=10_000, seed=seed, labels=meta.get("labels"),
+                                            split="val")
+                result = quantize_openvino_with_accuracy_control(
+                    fp32_xml, tmp / "model_int8.xml", calib.windows, val.windows, val.labels,
+                    max_drop=prof.gates["auc_drop_fp32_int8"], recipe=recipe)
+                int8_xml = result.path
+                fallback = sorted(set(fallback) | set(result.fallback_layers))
+                extra_quant["accuracy_control"] = {"metric": "macro_auc", "fp32": result.metric_fp32,
+                                                   "int8": result.metric_int8, "max_drop": result.max_drop}
+            else:
+                int8_xml = quantize_openvino(fp32_xml, tmp / "model_int8.xml", calib.windows, recipe)
+            files += [(fp32_xml, "openvino/model_fp32.xml", "openvino-fp32-xml"),
+                      (fp32_xml.with_suffix(".bin"), "openvino/model_fp32.bin", "openvino-fp32-bin"),
+                      (int8_xml, "openvino/model_int8.xml", "openvino-int8-xml"),
+                      (int8_xml.with_suffix(".bin"), "openvino/model_int8.bin", "openvino-int8-bin")]
+            recipe_name = "nncf-transformer-performance (nncf.quantize, ModelType.TRANSFORMER)"
+            extra_quant["details"] = recipe.to_dict()
+            checks = {"onnx-fp32": (fp32_onnx, 1e-3), "openvino-fp32": (fp32_xml, 1e-3),
+                      "openvino-int8": (int8_xml, 0.05)}
+        step("golden vectors")
+        for role, (path, floor) in checks.items():
+            got = open_engine(path).outputs(golden.windows)
+            worst = max(float(np.abs(got[k] - reference[k]).max()) for k in reference)
+            tolerances[role] = _tolerance(worst, floor)
+
+        isa = detect_isa().to_dict()
+        isa.pop("mhz", None)  # the clock drifts between reads; the manifest must not
+        isa.pop("cores", None)
+        target_field: dict[str, Any] = {"kind": target, "profile": prof.name, "profile_data": prof.to_dict()}
+        if target == "cart-cpu":
+            target_field["build_isa"] = isa
+        step("bundle")
+        with BundleBuilder(out, sign_key=sign_key) as builder:
+            for src, rel, role in files:
+                builder.add_file(src, rel, role)
+            builder.set(
+                toolkit_version=__version__,
+                model={"name": meta.get("name") or model_dir.name, "task": meta.get("task", ""), "modality": "ecg",
+                       "encoder": meta["encoder"], "head": meta["head"], "parameters": count_parameters(model),
+                       "source_checkpoint_sha256": meta.get("weights_sha256")
+                       or sha256_file(model_dir / "model.safetensors")},
+                target=target_field,
+                runtimes=_versions(opset),
+                calibration=calib.manifest(),
+                quantization={"recipe": recipe_name, "precision": "int8", "fallback_layers": fallback, **extra_quant},
+                io=_io_fields(meta, int(ref_emb.shape[1])),
+                preprocessing=pre.to_dict(),
+                labels=list(meta["labels"]),
+                thresholds=[float(t) for t in meta.get("thresholds", [0.5] * len(meta["labels"]))],
+            )
+            builder.add_golden(golden.windows, reference, tolerances)
+    return Path(out)
+
+
+def build_engine_into_bundle(bundle_path: str | Path, profile: str | None = None, sign_key: Any = None,
+                             max_batch: int = 32, dla_core: int | None = None) -> Path:
+    """On the Jetson: build a TensorRT engine from the bundle's Q/DQ ONNX, check it against the golden vectors
+    with the Q/DQ tolerance, and add it to the bundle (re-hashed, re-signed with `sign_key`)."""
+    from ..bundle import BundleError, open_bundle, update_bundle
+    from ..runtimes.tensorrt_backend import EngineBuildConfig, TensorRtEngine, _import_tensorrt, build_engine
+
+    trt = _import_tensorrt()  # BackendUnavailable with the reason on machines without TensorRT
+    bundle = open_bundle(bundle_path)
+    manifest = bundle.manifest
+    if manifest["target"]["kind"] != "jetson":
+        raise BundleError(f"{bundle_path}: a {manifest['target']['kind']} bundle has no Q/DQ ONNX to build from")
+    prof = load_profile(profile or manifest["target"]["profile"])
+    qdq = bundle.file("onnx-qdq")
+    check_onnx_compatible(qdq, prof)
+    major_minor = ".".join(trt.__version__.split(".")[:2])
+    if prof.tensorrt and major_minor != prof.tensorrt:
+        log.warning("TensorRT %s here, profile %s expects %s", trt.__version__, prof.name, prof.tensorrt)
+    with tempfile.TemporaryDirectory(prefix="jepa-engine-") as tmp_name:
+        engine_path = build_engine(qdq, Path(tmp_name) / "model.engine", EngineBuildConfig(
+            max_batch=max_batch, use_dla_core=dla_core, timing_cache=str(Path(tmp_name) / "timing.cache")))
+        inputs, expected = bundle.golden()
+        got = TensorRtEngine.load(engine_path).outputs(inputs)
+        tol = manifest["golden"]["tolerances"].get("onnx-qdq", 0.05)
+        worst = max(float(np.abs(got[k] - expected[k]).max()) for k in expected)
+        if worst > (tol if isinstance(tol, float) else max(tol.values())):
+            raise BundleError(f"{engine_path}: engine output differs from golden by {worst:.4g} > {tol}")
+        runtimes = {**manifest["runtimes"], "tensorrt": trt.__version__}
+        return update_bundle(bundle_path, add_files={"tensorrt/model.engine": (engine_path, "tensorrt-engine"),
+                                                     "tensorrt/timing.cache": (Path(tmp_name) / "timing.cache",
+                                                                               "tensorrt-timing-cache")},
+                             set_fields={"runtimes": runtimes}, sign_key=sign_key)

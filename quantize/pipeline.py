@@ -1,0 +1,88 @@
+"""`quantize_classifier`: one classifier folder -> every INT8 artefact + a report (what `jepa-edge quantize` runs).
+
+The bundle build (`jepa_edge.devices.build`) packages the same artefacts for one target; this is the
+stand-alone step for inspecting INT8 quality before choosing a device.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.preprocess import EcgPreprocessing
+from ..io import atomic_write_json
+from ..models.checkpoint import load_classifier
+from ..runtimes import open_engine
+from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
+from .calibration import DEFAULT_WINDOWS, build_calibration_set
+from .openvino_int8 import OpenVinoRecipe, quantize_openvino, quantize_openvino_with_accuracy_control
+from .qdq import QdqRecipe, float_ops_with_qdq, quantize_qdq
+from .sensitivity import layer_sensitivity
+
+STAGES = ("calibration data", "export", "sensitivity", "Q/DQ ONNX", "OpenVINO INT8", "parity")
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)).mean())
+
+
+def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: str | Path | None = None,
+                        windows: int = DEFAULT_WINDOWS, seed: int = 0, sensitivity: bool = False,
+                        accuracy_control: bool = False, max_drop: float = 0.003, opset: int = DEFAULT_OPSET,
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write model.onnx, model.qdq.onnx, model_fp32.xml/.bin, model_int8.xml/.bin and quantize_report.json into
+    `out_dir`; returns the report (calibration hash, fallback list, INT8-vs-FP32 cosine on val windows)."""
+    step = progress or (lambda stage: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta = load_classifier(classifier_dir)
+    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    step("calibration data")
+    calib = build_calibration_set(pre, data, windows=windows, seed=seed, labels=meta.get("labels"))
+    val = build_calibration_set(pre, data, windows=10_000, seed=seed, labels=meta.get("labels"), split="val")
+    step("export")
+    fp32_onnx = export_onnx(model, out / "model.onnx", opset=opset)
+    fp32_xml = export_openvino(fp32_onnx, out / "model_fp32.xml")
+    report: dict[str, Any] = {"classifier": str(classifier_dir), "calibration": calib.manifest(),
+                              "validation_windows": len(val)}
+    step("sensitivity")
+    fallback: list[str] = []
+    if sensitivity:
+        probe = quantize_qdq(fp32_onnx, out / "probe.qdq.onnx", calib.windows)
+        sens = layer_sensitivity(fp32_onnx, probe.path, calib.windows[:16])
+        (out / "probe.qdq.onnx").unlink()
+        fallback = sens.fallback
+        report["sensitivity"] = sens.to_dict()
+    step("Q/DQ ONNX")
+    qdq = quantize_qdq(fp32_onnx, out / "model.qdq.onnx", calib.windows, QdqRecipe(nodes_to_exclude=tuple(fallback)))
+    import onnx
+
+    report["qdq"] = {**qdq.recipe.to_dict(), "quantized_nodes": len(qdq.quantized_nodes),
+                     "float_ops_with_qdq": float_ops_with_qdq(onnx.load(str(qdq.path)))}
+    step("OpenVINO INT8")
+    recipe = OpenVinoRecipe(ignored=tuple(fallback))
+    if accuracy_control:
+        result = quantize_openvino_with_accuracy_control(fp32_xml, out / "model_int8.xml", calib.windows,
+                                                         val.windows, val.labels, max_drop=max_drop, recipe=recipe)
+        report["accuracy_control"] = {"metric": "macro_auc", "fp32": result.metric_fp32, "int8": result.metric_int8,
+                                      "max_drop": max_drop, "float_layers": result.fallback_layers}
+    else:
+        quantize_openvino(fp32_xml, out / "model_int8.xml", calib.windows, recipe)
+    report["openvino"] = recipe.to_dict()
+    step("parity")
+    with torch.inference_mode():
+        ref = dict(zip(("logits", "embedding"), (t.numpy() for t in model(torch.from_numpy(val.windows))),
+                       strict=True))
+    report["parity"] = {}
+    for name in ("model.onnx", "model.qdq.onnx", "model_fp32.xml", "model_int8.xml"):
+        got = open_engine(out / name).outputs(val.windows)
+        report["parity"][name] = {k: {"cosine": _cosine(ref[k], got[k]),
+                                      "max_abs": float(np.abs(ref[k] - got[k]).max())} for k in ref}
+    atomic_write_json(out / "quantize_report.json", json.loads(json.dumps(report)))
+    return report
