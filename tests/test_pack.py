@@ -220,3 +220,78 @@ def test_cli_pack(mitdb_dir: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "missing: not a PTB-XL folder" in bad.output
     bad = runner.invoke(app, ["data", "pack", str(mitdb_dir), "--out", str(out), "--ptbxl-folds", "x-y"])
     assert bad.exit_code == 2 and "--ptbxl-folds" in bad.output
+
+
+# -- echo videos ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def echo_pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Six synthetic EchoNet-shaped AVI videos (no echo data is shared here) plus one empty, broken file."""
+    from jepa_edge.data.pack import EchoPackConfig, pack_echo
+    from jepa_edge.data.synthetic_echo import write_synthetic_echonet
+
+    base = tmp_path_factory.mktemp("echo")
+    src = write_synthetic_echonet(base / "echonet", count=6, seed=0, fmt="avi")
+    (src / "Videos" / "broken.avi").write_bytes(b"")
+    out = base / "pack"
+    pack_echo([src / "Videos"], out, EchoPackConfig(records_per_shard=4, workers=2))
+    return src, out
+
+
+def test_echo_pack_clips_equal_decoded_clips(echo_pack: tuple[Path, Path]) -> None:
+    from jepa_edge.data.echo import read_video
+    from jepa_edge.data.packed import EpochPlan, PackedClips
+
+    src, out = echo_pack
+    report = json.loads((out / "report.json").read_text())
+    assert report["loaded"] == 6 and report["counts"] == {"empty": 1}
+    assert Path(report["records"][0]["path"]).name == "broken.avi"
+    clips = PackedClips(out)
+    assert read_index(out)["dtype"] == "uint8" and len(clips) == 6
+    for i in (0, 5):
+        video = read_video(clips.records[i]["path"])
+        assert clips.records[i]["fps_original"] == video.fps and clips.records[i]["frames"] == video.num_frames
+        for start in (0, int(clips.max_offsets[i])):
+            np.testing.assert_array_equal(clips[(i, start)].numpy(), clips.pre.clip(video, start).numpy())
+    plan = EpochPlan(clips.lengths, clips.spans, seed=0)
+    epoch = plan.windows(0, plan.epoch_size)
+    assert len(set(epoch)) == plan.epoch_size == int((clips.lengths // clips.spans).sum())
+    assert all(0 <= start <= clips.max_offsets[v] for v, start in epoch)
+    with pytest.raises(PackError, match="a pack of echo data, not ecg"):
+        PackedWindows(out)
+
+
+def test_echo_pack_labels_checksums_and_resume(echo_pack: tuple[Path, Path], tmp_path: Path) -> None:
+    from jepa_edge.data.pack import EchoPackConfig, pack_echo
+    from jepa_edge.data.packed import PackedClips
+
+    src, out = echo_pack
+    labelled = pack_echo([src], tmp_path / "labelled", EchoPackConfig(records_per_shard=3))
+    assert labelled.records == 6  # FileList.csv names only the six real videos
+    records = read_index(tmp_path / "labelled")["records"]
+    assert all(r["labels"]["ef"] > 0 and r["split"] in ("train", "val", "test") for r in records)
+    again = pack_echo([src], tmp_path / "labelled", EchoPackConfig(records_per_shard=3))
+    assert again.reused_shards == again.shards == 2
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shard = copy / "shards" / "shard_00001.npy"
+    data = bytearray(shard.read_bytes())
+    data[-7] ^= 0x10
+    shard.write_bytes(bytes(data))
+    with pytest.raises(PackError, match=r"shard_00001\.npy: checksum mismatch"):
+        PackedClips(copy)
+    with pytest.raises(DataError, match="not a folder of echo videos"):
+        pack_echo([tmp_path / "nothing-here"], tmp_path / "o")
+
+
+def test_cli_pack_echo(echo_pack: tuple[Path, Path], tmp_path: Path) -> None:
+    from jepa_edge.cli import app
+
+    src, _ = echo_pack
+    result = CliRunner().invoke(app, ["data", "pack", str(src), "--out", str(tmp_path / "p"), "--modality", "echo",
+                                      "--size", "64"])
+    assert result.exit_code == 0, result.output
+    assert read_index(tmp_path / "p")["records"][0]["shape"][1:] == [64, 64]
+    bad = CliRunner().invoke(app, ["data", "pack", str(src), "--out", str(tmp_path / "q"), "--modality", "eeg"])
+    assert bad.exit_code == 2 and "choose ecg or echo" in bad.output

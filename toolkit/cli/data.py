@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from .app import console, data_app, progress_bar, user_errors
+
+if TYPE_CHECKING:
+    from ..data.pack import PackResult
 
 
 def _parse_folds(text: str) -> tuple[int, ...] | None:
@@ -43,19 +48,38 @@ def pack_command(
     ptbxl_folds: str = typer.Option("train", help="PTB-XL folds to pack: train (1-8), all, or e.g. 1-8,10"),
     max_records: int = typer.Option(None, help="at most this many records per source (quick trials)"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first bad record instead of skipping it"),
+    modality: str = typer.Option("ecg", help="ecg (WFDB / PTB-XL) or echo (videos, EchoNet-Dynamic folders)"),
+    size: int = typer.Option(112, help="echo: square frame size in pixels after resize and centre crop"),
+    clip_frames: int = typer.Option(16, help="echo: frames per clip (videos too short for one are skipped)"),
+    clip_fps: float = typer.Option(8.0, help="echo: clip frame rate"),
 ) -> None:
-    """Pack ECG records into sharded .npy arrays at the model rate and lead order, with index, checksums, report."""
-    from ..data.pack import PackConfig, pack
+    """Pack ECG records (or echo videos) into sharded .npy arrays with an index, checksums and a skip report.
 
+    ECG: resampled to the model rate, model lead order, band-passed. Echo: decoded once, resized to uint8.
+    """
+    from ..data.pack import EchoPackConfig, PackConfig, pack, pack_echo
+
+    if modality not in ("ecg", "echo"):
+        raise ValueError(f"--modality {modality!r}: choose ecg or echo")
+    if modality == "echo":
+        echo_cfg = EchoPackConfig(frames=clip_frames, fps=clip_fps, size=size, records_per_shard=records_per_shard,
+                                  workers=workers, skip_bad=not strict, max_records_per_source=max_records)
+        _run(lambda update: pack_echo(sources, out, echo_cfg, progress=update))
+        return
     cfg = PackConfig(fs=fs, leads=tuple(x.strip() for x in leads.split(",") if x.strip()), window_s=window_s,
                      dtype=dtype, records_per_shard=records_per_shard, workers=workers, skip_bad=not strict,
                      ptbxl_folds=_parse_folds(ptbxl_folds), max_records_per_source=max_records)
+    _run(lambda update: pack(sources, out, cfg, progress=update))
+
+
+def _run(job: Callable[[Callable[[int, int], None]], PackResult]) -> None:
+    """Run a pack job behind a progress bar counting finished shards, then print what was packed."""
     with progress_bar() as bar:
         task_id = bar.add_task("pack shards", total=None, status="")
 
         def update(done: int, total: int) -> None:
             bar.update(task_id, completed=done, total=total, status="")
 
-        result = pack(sources, out, cfg, progress=update)
+        result = job(update)
     console.print(f"packed {result.report.summary()} into {result.shards} shard(s) "
                   f"({result.reused_shards} reused) at [bold]{result.out}[/]; report: {result.out / 'report.json'}")

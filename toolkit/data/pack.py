@@ -228,6 +228,13 @@ def pack_shard(out: str, shard: int, jobs: list[RecordJob], cfg: PackConfig) -> 
                         "labels": list(job.labels) if job.labels is not None else None, "fold": job.fold})
         start += x.size
     array = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    return _write_shard(out, shard, array, entries, skipped,
+                        {"stats": {"count": count, "mean": mean.tolist(), "m2": m2.tolist()}})
+
+
+def _write_shard(out: str | Path, shard: int, array: np.ndarray, entries: list[dict[str, Any]],
+                 skipped: SkipReport, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a shard's .npy and its metadata JSON atomically (the JSON last: it marks the shard finished)."""
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     data = buf.getvalue()
@@ -235,8 +242,8 @@ def pack_shard(out: str, shard: int, jobs: list[RecordJob], cfg: PackConfig) -> 
     folder = Path(out) / "shards"
     atomic_write_bytes(folder / f"{name}.npy", data)
     meta = {"shard": shard, "file": f"shards/{name}.npy", "sha256": sha256_bytes(data), "bytes": len(data),
-            "shape": list(array.shape), "dtype": cfg.dtype, "records": entries, "skip": skipped.to_dict(),
-            "stats": {"count": count, "mean": mean.tolist(), "m2": m2.tolist()}}
+            "shape": list(array.shape), "dtype": str(array.dtype), "records": entries, "skip": skipped.to_dict(),
+            **(extra or {})}
     atomic_write_json(folder / f"{name}.json", meta)
     return meta
 
@@ -274,31 +281,31 @@ def _combine_stats(metas: list[dict[str, Any]], leads: int) -> tuple[np.ndarray,
     return mean, m2, count
 
 
-def pack(
-    sources: Sequence[str | Path],
-    out: str | Path,
-    cfg: PackConfig | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> PackResult:
-    """Pack `sources` into `out` (resuming a partial pack there); returns counts and the skip report.
+def _run_shards(
+    out: Path,
+    modality: str,
+    cfg: Any,
+    jobs: list,
+    described: list[dict[str, Any]],
+    shard_fn: Callable[[str, int, list, Any], dict[str, Any]],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[dict[str, Any]], int, SkipReport]:
+    """Plan shards, refuse a folder planned differently, reuse finished shards, pack the rest in parallel.
 
-    Shards are independent jobs for a ProcessPoolExecutor (`cfg.workers` processes); `progress(done, total)`
-    is called as shards finish. Bad records are skipped only when `cfg.skip_bad`, each with its reason in
-    report.json; a folder planned with other sources or settings is refused rather than mixed.
+    Returns every shard's metadata in order, how many were reused, and the merged skip report (also
+    written to report.json).
     """
-    cfg = cfg or PackConfig()
-    out = Path(out)
-    jobs, described = plan_sources(sources, cfg)
     shards = [jobs[i : i + cfg.records_per_shard] for i in range(0, len(jobs), cfg.records_per_shard)]
-    plan = {"format": PACK_FORMAT, "version": PACK_VERSION, "config": cfg.plan_dict(), "sources": described,
-            "shards": [[asdict(j) for j in chunk] for chunk in shards]}
+    plan = {"format": PACK_FORMAT, "version": PACK_VERSION, "modality": modality, "config": cfg.plan_dict(),
+            "sources": described, "shards": [[asdict(j) for j in chunk] for chunk in shards]}
+    plan = json.loads(json.dumps(plan, default=str))
     plan_file = out / "plan.json"
     if plan_file.is_file():
         try:
             previous = json.loads(plan_file.read_text())
         except json.JSONDecodeError as exc:
             raise PackError(f"{plan_file}: unreadable ({exc}); remove the folder to pack again") from exc
-        if json.loads(json.dumps(plan)) != previous:
+        if plan != previous:
             raise PackError(f"{out}: already holds a pack planned from other sources or settings; "
                             "pack into a new folder (or delete this one)")
     elif out.exists() and any(out.iterdir()):
@@ -319,14 +326,14 @@ def pack(
     if todo and cfg.workers > 1:
         ctx = multiprocessing.get_context("spawn")  # no inherited threads or locks from the parent
         with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(pack_shard, str(out), i, shards[i], cfg): i for i in todo}
+            futures = {pool.submit(shard_fn, str(out), i, shards[i], cfg): i for i in todo}
             for fut in as_completed(futures):
                 metas[futures[fut]] = fut.result()
                 if progress:
                     progress(len(metas), len(shards))
     else:
         for i in todo:
-            metas[i] = pack_shard(str(out), i, shards[i], cfg)
+            metas[i] = shard_fn(str(out), i, shards[i], cfg)
             if progress:
                 progress(len(metas), len(shards))
 
@@ -339,16 +346,38 @@ def pack(
                                             "shards": len(shards), "reused_shards": reused})
     if report.loaded == 0:
         raise PackError(f"{out}: no usable records ({report.summary()}); see {out / 'report.json'}")
+    return ordered, reused, report
 
+
+def _index_records(ordered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**entry, "shard": meta["shard"]} for meta in ordered for entry in meta["records"]]
+
+
+def _index_shards(ordered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: m[k] for k in ("shard", "file", "sha256", "bytes", "shape", "dtype")} for m in ordered]
+
+
+def pack(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    cfg: PackConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PackResult:
+    """Pack `sources` into `out` (resuming a partial pack there); returns counts and the skip report.
+
+    Shards are independent jobs for a ProcessPoolExecutor (`cfg.workers` processes); `progress(done, total)`
+    is called as shards finish. Bad records are skipped only when `cfg.skip_bad`, each with its reason in
+    report.json; a folder planned with other sources or settings is refused rather than mixed.
+    """
+    cfg = cfg or PackConfig()
+    out = Path(out)
+    jobs, described = plan_sources(sources, cfg)
+    ordered, reused, report = _run_shards(out, "ecg", cfg, jobs, described, pack_shard, progress)
     pre = cfg.preprocessing()
     mean, m2, count = _combine_stats(ordered, pre.num_leads)
     std = np.sqrt(m2 / count)
     std = np.where(std < 1e-6, 1.0, std)
     fitted = replace(pre, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std), _sos_cache={})
-    records = []
-    for meta in ordered:
-        for entry in meta["records"]:
-            records.append({**entry, "shard": meta["shard"]})
     index = {
         "format": PACK_FORMAT,
         "version": PACK_VERSION,
@@ -363,13 +392,151 @@ def pack(
         "normalisation_samples": count,
         "config": cfg.plan_dict(),
         "sources": described,
-        "shards": [{k: m[k] for k in ("shard", "file", "sha256", "bytes", "shape", "dtype")} for m in ordered],
-        "records": records,
+        "shards": _index_shards(ordered),
+        "records": _index_records(ordered),
         "report": "report.json",
         "summary": report.summary(),
     }
     atomic_write_json(out / "index.json", index)
-    return PackResult(out=out, records=report.loaded, shards=len(shards), reused_shards=reused, report=report)
+    return PackResult(out=out, records=report.loaded, shards=len(ordered), reused_shards=reused, report=report)
+
+
+# -- echo videos --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EchoPackConfig:
+    """Echo packs keep every source frame (so clip sampling at any start is exactly the unpacked path's),
+    decoded once and resized to the model's square `size` as uint8; clips are normalised at read time."""
+
+    frames: int = 16
+    fps: float = 8.0
+    size: int = 112
+    colour: bool = False  # grey is what ultrasound is; the model replicates it to 3 channels
+    records_per_shard: int = 256
+    workers: int = 1
+    skip_bad: bool = True
+    max_records_per_source: int | None = None
+    verify_existing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.records_per_shard < 1:
+            raise ValueError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        self.preprocessing()  # validates frames, fps and size
+
+    def preprocessing(self):  # -> EchoPreprocessing (imported lazily: it pulls in torch)
+        from .echo import EchoPreprocessing
+
+        return EchoPreprocessing(frames=self.frames, fps=self.fps, size=self.size)
+
+    def plan_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("workers", "verify_existing"):
+            d.pop(key)
+        return d
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    source: str
+    record_id: str
+    path: str
+    fps: float | None = None
+    ef: float | None = None
+    split: str | None = None
+    view: str | None = None
+
+
+def plan_videos(sources: Sequence[str | Path], cfg: EchoPackConfig) -> tuple[list[VideoJob], list[dict[str, Any]]]:
+    """Every video to pack, in a fixed order: EchoNet-Dynamic folders (with EF and split), any folder of
+    videos or frame folders, or single video files."""
+    from .echo import VIDEO_SUFFIXES, EchoItem, index_folder
+
+    if not sources:
+        raise DataError("no sources to pack: give at least one folder of echo videos or a video file")
+    jobs: list[VideoJob] = []
+    described: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for src in sources:
+        root = Path(src)
+        if root.is_dir() and not (root / "fps.txt").is_file():
+            items, kind, base = index_folder(root), "video folder", root
+            if (root / "FileList.csv").is_file():
+                kind = "echonet-dynamic"
+        elif root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES or (root / "fps.txt").is_file():
+            items, kind, base = [EchoItem(root)], "video", root.parent
+        else:
+            raise DataError(f"{root}: not a folder of echo videos, an EchoNet-Dynamic folder or a video file")
+        name = _unique_name(root.stem if root.is_file() else root.name, taken)
+        found = [VideoJob(name, str(Path(item.path).relative_to(base)), str(item.path), item.fps, item.ef,
+                          item.split, getattr(item, "view", None)) for item in items]
+        if cfg.max_records_per_source is not None:
+            found = found[: cfg.max_records_per_source]
+        described.append({"name": name, "path": str(root.resolve()), "kind": kind, "records": len(found)})
+        jobs.extend(found)
+    return jobs, described
+
+
+def pack_echo_shard(out: str, shard: int, jobs: list[VideoJob], cfg: EchoPackConfig) -> dict[str, Any]:
+    """Decode, check and resize one shard of videos to uint8 (frames, size, size[, 3])."""
+    from .echo import read_video
+
+    pre = cfg.preprocessing()
+    parts: list[np.ndarray] = []
+    entries: list[dict[str, Any]] = []
+    skipped = SkipReport()
+    offset = 0
+    for job in jobs:
+        try:
+            video = read_video(job.path, fps=job.fps, colour=cfg.colour)
+            pre.frame_indices(video.num_frames, video.fps, 0, video.path)  # raises when too short for a clip
+            frames = pre.resize_frames(video.frames)
+        except RecordError as err:
+            if not cfg.skip_bad:
+                raise
+            skipped.add(err)
+            continue
+        skipped.loaded += 1
+        parts.append(frames.ravel())
+        labels = {"ef": job.ef} if job.ef is not None else None
+        entries.append({"id": job.record_id, "source": job.source, "path": job.path, "fps_original": video.fps,
+                        "duration_s": video.duration_s, "frames": int(frames.shape[0]),
+                        "shape": list(frames.shape), "offset": offset, "labels": labels, "split": job.split,
+                        "view": job.view})
+        offset += frames.size
+    array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+    return _write_shard(out, shard, array, entries, skipped)
+
+
+def pack_echo(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    cfg: EchoPackConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PackResult:
+    """Pack echo videos into uint8 shards (same folder layout, checksums, resume and report as `pack`)."""
+    cfg = cfg or EchoPackConfig()
+    out = Path(out)
+    jobs, described = plan_videos(sources, cfg)
+    ordered, reused, report = _run_shards(out, "echo", cfg, jobs, described, pack_echo_shard, progress)
+    index = {
+        "format": PACK_FORMAT,
+        "version": PACK_VERSION,
+        "modality": "echo",
+        "layout": "shards/*.npy are 1-D uint8; a video is elements [offset, offset + prod(shape)) of its shard, "
+                  "reshaped to `shape` (frames, size, size[, 3]) at its original frame rate `fps_original`",
+        "dtype": "uint8",
+        "preprocessing": cfg.preprocessing().to_dict(),
+        "config": cfg.plan_dict(),
+        "sources": described,
+        "shards": _index_shards(ordered),
+        "records": _index_records(ordered),
+        "report": "report.json",
+        "summary": report.summary(),
+    }
+    atomic_write_json(out / "index.json", index)
+    return PackResult(out=out, records=report.loaded, shards=len(ordered), reused_shards=reused, report=report)
 
 
 def is_pack(path: str | Path) -> bool:

@@ -27,8 +27,8 @@ from .preprocess import EcgPreprocessing
 Window = tuple[int, int]
 
 
-def read_index(root: str | Path) -> dict[str, Any]:
-    """The index of a completed pack, with a clear error for a folder that is not one."""
+def read_index(root: str | Path, modality: str | None = None) -> dict[str, Any]:
+    """The index of a completed pack (of `modality`, when given), with a clear error for anything else."""
     index_file = Path(root) / "index.json"
     if not index_file.is_file():
         raise PackError(f"{index_file}: not found; is {root} a finished pack (jepa-edge data pack)?")
@@ -39,6 +39,8 @@ def read_index(root: str | Path) -> dict[str, Any]:
     if index.get("format") != PACK_FORMAT or index.get("version") != PACK_VERSION:
         raise PackError(f"{index_file}: format {index.get('format')!r} v{index.get('version')} is not "
                         f"{PACK_FORMAT!r} v{PACK_VERSION}")
+    if modality is not None and index.get("modality", "ecg") != modality:
+        raise PackError(f"{index_file}: a pack of {index.get('modality')} data, not {modality}")
     return index
 
 
@@ -79,7 +81,7 @@ class PackedWindows(Dataset):
     def __init__(self, root: str | Path, verify: bool = True, max_records: int | None = None,
                  normalise: bool = True) -> None:
         self.root = Path(root)
-        index = read_index(self.root)
+        index = read_index(self.root, "ecg")
         if verify:
             verify_shards(self.root, index)
         self.pre = EcgPreprocessing.from_dict(index["preprocessing"])
@@ -157,19 +159,24 @@ class PackedWindows(Dataset):
 class EpochPlan:
     """Every window slot of the pack once per epoch, in a seeded order; a pure function of (seed, step).
 
-    A record of L samples holds n = L // window non-overlapping slots. Each epoch draws, per record, one
+    A record of L samples holds n = L // window non-overlapping slots (`window` may differ per record, e.g.
+    the source frames one echo clip spans at each video's frame rate). Each epoch draws, per record, one
     jitter in [0, L - n * window] (so crops differ between epochs) and one permutation of all slots.
     Global positions run on across epochs: position p = step * batch_size + i is slot p % N of epoch
     p // N, so no slot is repeated or skipped within an epoch whatever the batch size.
     """
 
-    def __init__(self, lengths: np.ndarray, window: int, seed: int = 0) -> None:
+    def __init__(self, lengths: np.ndarray, window: int | np.ndarray, seed: int = 0) -> None:
         lengths = np.asarray(lengths, dtype=np.int64)
         if len(lengths) == 0:
             raise ValueError("no records to plan an epoch over")
+        window = np.broadcast_to(np.asarray(window, dtype=np.int64), lengths.shape)  # per record (echo: fps)
+        if (window < 1).any():
+            raise ValueError("windows must be at least one sample long")
         if (lengths < window).any():
-            raise ValueError(f"record {int(np.flatnonzero(lengths < window)[0])} is shorter than the window {window}")
-        self.lengths, self.window, self.seed = lengths, int(window), int(seed)
+            bad = int(np.flatnonzero(lengths < window)[0])
+            raise ValueError(f"record {bad} is shorter than the window {int(window[bad])}")
+        self.lengths, self.window, self.seed = lengths, window, int(seed)
         self.slots_per_record = lengths // window
         self.slot_record = np.repeat(np.arange(len(lengths)), self.slots_per_record)
         first = np.concatenate([[0], np.cumsum(self.slots_per_record)[:-1]])
@@ -188,7 +195,7 @@ class EpochPlan:
             jitter = (rng.random(len(self.lengths)) * (spare + 1)).astype(np.int64)
             order = rng.permutation(self.epoch_size)
             records = self.slot_record[order]
-            offsets = jitter[records] + self.slot_number[order] * self.window
+            offsets = jitter[records] + self.slot_number[order] * self.window[records]
             self._cache[epoch] = (records, offsets)
             while len(self._cache) > 2:
                 self._cache.popitem(last=False)
@@ -212,3 +219,59 @@ class EpochPlan:
     def epoch_of(self, step: int, batch_size: int) -> int:
         """The epoch the first window of `step` belongs to."""
         return (step * batch_size) // self.epoch_size
+
+
+class PackedClips(Dataset):
+    """Echo clips from an echo pack: item (video, start frame) -> float32 (channels, frames, size, size).
+
+    Frames were decoded and resized once at pack time at each video's own frame rate, so sampling and
+    normalisation go through `EchoPreprocessing.clip` exactly as for a freshly decoded video.
+    """
+
+    def __init__(self, root: str | Path, verify: bool = True, max_records: int | None = None) -> None:
+        from .echo import EchoPreprocessing
+
+        self.root = Path(root)
+        index = read_index(self.root, "echo")
+        if verify:
+            verify_shards(self.root, index)
+        self.pre = EchoPreprocessing.from_dict(index["preprocessing"])
+        records = index["records"][:max_records] if max_records is not None else index["records"]
+        if not records:
+            raise PackError(f"{self.root}: the pack holds no videos")
+        self.records = records
+        self.shard_files = [str(self.root / s["file"]) for s in index["shards"]]
+        self.lengths = np.array([r["frames"] for r in records], dtype=np.int64)
+        self.spans = np.array([self.pre.source_span(r["fps_original"]) for r in records], dtype=np.int64)
+        self.max_offsets = self.lengths - self.spans
+        self.ef = np.array([np.nan if not r["labels"] else r["labels"].get("ef", np.nan) for r in records],
+                           dtype=np.float32)
+        self._maps: dict[int, np.ndarray] = {}
+        self.summary = {"source": f"packed echo shards at {self.root}", "records": len(records),
+                        "shards": len(self.shard_files), "pack_summary": index.get("summary")}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def frames(self, index: int) -> np.ndarray:
+        """The stored uint8 frames of one video (frames, size, size[, 3]), memory-mapped."""
+        rec = self.records[index]
+        shard = int(rec["shard"])
+        arr = self._maps.get(shard)
+        if arr is None:
+            arr = self._maps[shard] = np.load(self.shard_files[shard], mmap_mode="r", allow_pickle=False)
+        count = int(np.prod(rec["shape"]))
+        return arr[rec["offset"] : rec["offset"] + count].reshape(rec["shape"])
+
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        from .echo import EchoVideo
+
+        index, start = item if isinstance(item, tuple) else (item, 0)
+        rec = self.records[int(index)]
+        video = EchoVideo(self.frames(int(index)), float(rec["fps_original"]), rec["path"])
+        return self.pre.clip(video, int(start), resized=True)
