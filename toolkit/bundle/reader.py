@@ -85,9 +85,31 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
+def _check_signature(path: Path, data: bytes, public_key: PublicKeyLike | None, require_signature: bool,
+                     found: _Findings) -> None:
+    sig_path = path / SIGNATURE_NAME
+    if public_key is not None:
+        key = load_public_key(public_key)
+        if not sig_path.is_file():
+            found.add("signature", SIGNATURE_NAME, False, "missing, but a public key was given to check it")
+        elif not signature_valid(data, sig_path.read_bytes(), key):
+            found.add("signature", SIGNATURE_NAME, False,
+                      "does not match manifest.json for this public key (wrong key, or the manifest changed)")
+        else:
+            found.add("signature", SIGNATURE_NAME, True, "ed25519 signature valid")
+    elif require_signature:
+        found.add("signature", SIGNATURE_NAME, False, "a signature is required but no public key was given")
+    elif sig_path.is_file():
+        found.add("signature", SIGNATURE_NAME, None, "present but not checked (no public key given)")
+    else:
+        found.add("signature", SIGNATURE_NAME, None, "bundle is not signed")
+
+
 def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signature: bool,
                    found: _Findings) -> dict[str, Any] | None:
     """Manifest, schema, hashes, unlisted files and signature. Returns the manifest if it could be read."""
+    if public_key is not None:
+        public_key = load_public_key(public_key)  # a bad key file is reported before anything else
     if PARTIAL_NAME.match(path.name):
         found.add("manifest", str(path), False, "an unfinished build (.partial folder); rebuild the bundle")
         return None
@@ -99,6 +121,7 @@ def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signatu
         found.add("manifest", MANIFEST_NAME, False, f"missing from {path} (not a bundle, or an unfinished build)")
         return None
     data = manifest_path.read_bytes()
+    _check_signature(path, data, public_key, require_signature, found)  # first: it covers the raw bytes
     try:
         manifest = parse_manifest(data)
     except BundleError as exc:
@@ -131,23 +154,6 @@ def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signatu
         rel = extra.relative_to(path).as_posix()
         if rel not in listed and rel not in (MANIFEST_NAME, SIGNATURE_NAME):
             found.add("files", rel, False, "not listed in manifest.json (added after the build)")
-
-    sig_path = path / SIGNATURE_NAME
-    if public_key is not None:
-        key = load_public_key(public_key)
-        if not sig_path.is_file():
-            found.add("signature", SIGNATURE_NAME, False, "missing, but a public key was given to check it")
-        elif not signature_valid(data, sig_path.read_bytes(), key):
-            found.add("signature", SIGNATURE_NAME, False,
-                      "does not match manifest.json for this public key (wrong key, or the manifest changed)")
-        else:
-            found.add("signature", SIGNATURE_NAME, True, "ed25519 signature valid")
-    elif require_signature:
-        found.add("signature", SIGNATURE_NAME, False, "a signature is required but no public key was given")
-    elif sig_path.is_file():
-        found.add("signature", SIGNATURE_NAME, None, "present but not checked (no public key given)")
-    else:
-        found.add("signature", SIGNATURE_NAME, None, "bundle is not signed")
 
     if manifest["preprocessing"].get("kind") == "ecg":
         try:
