@@ -1,3 +1,93 @@
-"""`jepa-edge parity` verbs (filled in by the stage that owns them)."""
+"""`jepa-edge parity`: teacher FP32 -> student FP32 -> student INT8 on every back end, gated; report into the bundle."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .app import app, console, progress_bar, user_errors
+
+GATE_FAILED_EXIT = 1  # input problems exit 2 (user_errors); a build that misses its gates exits 1
+
+
+def _folds(text: str) -> tuple[int, ...]:
+    try:
+        folds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 9,10") from None
+    if not folds or any(not 1 <= f <= 10 for f in folds):
+        raise ValueError(f"--folds {text!r}: PTB-XL folds are 1..10")
+    return folds
+
+
+@app.command()
+@user_errors
+def parity(
+    teacher: Path = typer.Option(..., help="teacher classifier folder (encoder + head, `jepa-edge probe` output)"),
+    bundle: Path = typer.Option(None, help="bundle folder from `jepa-edge build` (its INT8 artefacts are gated)"),
+    data: Path = typer.Option(None, help="PTB-XL folder or data root (default: $JEPA_EDGE_DATA)"),
+    student: Path = typer.Option(None, help="student classifier folder for the torch FP32 stage "
+                                            "(default: the bundle's FP32 ONNX stands for it)"),
+    gate: list[str] = typer.Option([], "--gate", help="override a gate, NAME=VALUE: auc_drop_teacher, "
+                                                      "auc_drop_fp32_int8, cosine, agreement (repeatable)"),
+    profile: str = typer.Option(None, help="device profile whose gates apply (default: the bundle's target)"),
+    out: Path = typer.Option(None, help="also write parity.json and parity.html here"),
+    folds: str = typer.Option("9,10", help="held-out PTB-XL folds, pooled"),
+    limit: int = typer.Option(None, help="evaluate at most this many records"),
+    n_boot: int = typer.Option(1000, help="bootstrap rounds for confidence intervals"),
+    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="perturbation sweep (noise, wander, mains, lead off)"),
+    write_bundle: bool = typer.Option(True, "--write-bundle/--no-write-bundle",
+                                      help="add the report to the bundle (re-hashed manifest)"),
+    sign_key: Path = typer.Option(None, help="ed25519 private key to re-sign the bundle after adding the report"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Accuracy parity of every stage on held-out labelled data; exits 1 naming stage, metric, value and limit
+    when a gate fails."""
+    from ..parity import ParityConfig, parse_gate_flags, run_parity
+
+    cfg = ParityConfig(folds=_folds(folds), limit=limit, n_boot=n_boot, seed=seed, gates=parse_gate_flags(gate),
+                       profile=profile, sweep=sweep, write_to_bundle=write_bundle, out=str(out) if out else None,
+                       sign_key=str(sign_key) if sign_key else None)
+    with progress_bar() as bar:
+        task_id = bar.add_task("parity", total=None, status="")
+
+        def update(message: str) -> None:
+            bar.update(task_id, advance=1, status=message)
+
+        result = run_parity(teacher, bundle, data, student=student, cfg=cfg, progress=update)
+    show_summary(result)
+    if not result.passed:
+        for failure in result.failures:
+            console.print(f"[bold red]gate failed:[/] {failure.message()}")
+        raise typer.Exit(code=GATE_FAILED_EXIT)
+    console.print("[bold green]all parity gates passed[/]")
+
+
+def show_summary(result) -> None:
+    """The stage table on the console: the numbers a reviewer checks before opening the HTML."""
+    from rich.table import Table
+
+    table = Table(title=f"parity on {result.data.get('records')} records, folds {result.data.get('folds')}")
+    for col in ("stage", "macro AUC", "vs teacher", "vs student FP32", "agreement", "cosine", "max |dlogit|",
+                "batch-1 ms"):
+        table.add_column(col)
+
+    def num(v, fmt="{:.4f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    for name, stage in result.stages.items():
+        comp = result.comparisons.get(name, {})
+        ref = comp.get("student-fp32") or comp.get("teacher") or {}
+        table.add_row(name, num(result.metrics[name]["macro_auc"]),
+                      num(comp.get("teacher", {}).get("macro_auc_diff"), "{:+.4f}"),
+                      num(comp.get("student-fp32", {}).get("macro_auc_diff"), "{:+.4f}"),
+                      num(ref.get("agreement")), num(ref.get("cosine_mean")),
+                      num(ref.get("max_abs_logit_diff"), "{:.3g}"),
+                      num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
+    console.print(table)
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]not run:[/] {name}: {why}")
+    for key in ("bundle_html", "html"):
+        if key in result.report_paths:
+            console.print(f"report: {result.report_paths[key]}")

@@ -1,0 +1,245 @@
+"""The parity report as ONE self-contained HTML file: tables plus matplotlib (Agg) PNGs embedded as base64.
+
+No external CSS, scripts or image files, so the report can be mailed, archived in the bundle and opened
+offline on a hospital workstation. Plots: ROC teacher vs students per class, per-class AUC differences,
+Bland-Altman (probabilities for ECG; LVEF-style regression when present), macro AUC vs perturbation
+severity, and a latency table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..tasks import metrics
+
+if TYPE_CHECKING:
+    from .run import ParityResult
+
+STAGE_COLOURS = ["#1b1b1b", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig: Any) -> str:
+    """A matplotlib figure as a base64 PNG data URI (the figure is closed)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colour(names: list[str], name: str) -> str:
+    return STAGE_COLOURS[names.index(name) % len(STAGE_COLOURS)]
+
+
+def roc_figure(result: ParityResult) -> str:
+    plt = _plt()
+    names = list(result.stages)
+    n = len(result.classes)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+    for c, cls in enumerate(result.classes):
+        ax = axes[0, c]
+        y = result.labels[:, c]
+        for name in names:
+            fpr, tpr, _ = metrics.roc_curve(y, result.stages[name].logits[:, c])
+            if np.isnan(fpr).any():
+                continue
+            auc = metrics.auc(y, result.stages[name].logits[:, c])
+            style = "-" if name in ("teacher-fp32", "student-fp32") else "--"
+            ax.plot(fpr, tpr, style, color=_colour(names, name), lw=1.3, label=f"{name} {auc:.3f}")
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+        ax.set_title(cls)
+        ax.set_xlabel("1 - specificity")
+        if c == 0:
+            ax.set_ylabel("sensitivity")
+        ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("ROC per class: teacher vs student stages (AUC in legend)", y=1.04)
+    return figure_png(fig)
+
+
+def auc_diff_figure(result: ParityResult) -> str:
+    plt = _plt()
+    stages = [s for s in result.comparisons]
+    names = list(result.stages)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(result.classes) + 2), 3.4))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(result.classes))
+    for i, stage in enumerate(stages):
+        diffs = result.comparisons[stage]["teacher"]["per_class_auc_diff"]
+        vals = [np.nan if diffs[c] is None else diffs[c] for c in result.classes]
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, color=_colour(names, stage), label=stage)
+    drop = result.gates.get("auc_drop_teacher")
+    if drop is not None:
+        ax.axhline(-drop, color="red", ls=":", lw=1, label=f"-{drop:g} (teacher gate, macro)")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, result.classes)
+    ax.set_ylabel("AUC(stage) - AUC(teacher)")
+    ax.set_title("Per-class AUC difference vs teacher FP32")
+    ax.legend(fontsize=7)
+    return figure_png(fig)
+
+
+def bland_altman_figure(reference: np.ndarray, test: np.ndarray, title: str, unit: str = "") -> str:
+    plt = _plt()
+    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
+    test = np.asarray(test, dtype=np.float64).reshape(-1)
+    bias, lo, hi = metrics.bland_altman(reference, test)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.scatter((reference + test) / 2, test - reference, s=6, alpha=0.6)
+    for v, label in ((bias, "bias"), (lo, "-1.96 SD"), (hi, "+1.96 SD")):
+        ax.axhline(v, color="red" if label == "bias" else "grey", ls="-" if label == "bias" else "--", lw=1)
+        ax.annotate(f"{label} {v:.3g}", (1.0, v), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
+                    va="bottom")
+    ax.set_xlabel(f"mean of the two {unit}".strip())
+    ax.set_ylabel(f"difference {unit}".strip())
+    ax.set_title(title)
+    return figure_png(fig)
+
+
+def sweep_figure(result: ParityResult) -> str | None:
+    if not result.sweep:
+        return None
+    plt = _plt()
+    names = list(result.stages)
+    clean = {r["stage"]: r["macro_auc"] for r in result.sweep if r["kind"] == "clean"}
+    kinds = [k for k in dict.fromkeys(r["kind"] for r in result.sweep) if k != "clean"]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.3 * len(kinds), 3.2), squeeze=False)
+    for i, kind in enumerate(kinds):
+        ax = axes[0, i]
+        rows = [r for r in result.sweep if r["kind"] == kind]
+        severities = list(dict.fromkeys(r["severity"] for r in rows))
+        labels = ["clean", *[str(s) for s in severities]]
+        for stage in dict.fromkeys(r["stage"] for r in rows):
+            vals = [clean.get(stage, np.nan)] + [next(r["macro_auc"] for r in rows
+                                                      if r["stage"] == stage and r["severity"] == s)
+                                                 for s in severities]
+            style = "-o" if stage in ("teacher-fp32", "student-fp32") else "--x"
+            ax.plot(range(len(labels)), vals, style, color=_colour(names, stage), ms=3, lw=1.2, label=stage)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(f"{kind} ({rows[0]['unit']})")
+        if i == 0:
+            ax.set_ylabel("macro AUC")
+            ax.legend(fontsize=6)
+    fig.suptitle("Macro AUC vs perturbation severity (mildest to harshest)", y=1.04)
+    return figure_png(fig)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "&ndash;"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "&ndash;" if not np.isfinite(v) else f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _ci(pair: list[Any]) -> str:
+    lo, hi = pair
+    return "\u2013" if lo is None or hi is None else f"[{lo:.4f}, {hi:.4f}]"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#1b1b1b}
+table{border-collapse:collapse;margin:8px 0 18px}th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f0f0f0}.pass{color:#137333;font-weight:600}.fail{color:#b3261e;font-weight:600}
+img{max-width:100%;display:block;margin:8px 0 18px}code{background:#f4f4f4;padding:1px 4px}"""
+
+
+def render_html(result: ParityResult) -> str:
+    """The whole report as one HTML string (images inline as data:image/png;base64)."""
+    verdict = '<span class="pass">PASSED</span>' if result.passed else '<span class="fail">FAILED</span>'
+    parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jepa-edge parity report</title>"
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>Parity report: {verdict}</h1>",
+             f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
+             f"{html.escape(str(result.data.get('root')))}</code>, "
+             f"label set {html.escape(str(result.data.get('label_set')))}"
+             f", folds {html.escape(str(result.data.get('folds')))}, {result.data.get('records')} records. "
+             f"Gates from {html.escape(result.gate_source)}.</p>"]
+
+    parts.append("<h2>Gates</h2>")
+    gate_rows = [[g.stage, g.gate, f"{g.metric} vs {g.reference}", g.value, ("<= " if g.direction == "max" else ">= ")
+                  + f"{g.limit:g}", "pass" if g.passed else "FAIL"] for g in result.gate_results]
+    table = _table(["stage", "gate", "metric", "value", "limit", "result"], gate_rows)
+    parts.append(table.replace("<td>FAIL</td>", '<td class="fail">FAIL</td>')
+                 .replace("<td>pass</td>", '<td class="pass">pass</td>'))
+
+    parts.append("<h2>Accuracy per stage</h2>")
+    rows = []
+    for name in result.stages:
+        m = result.metrics[name]
+        rows.append([name, m["macro_auc"], _ci(m["macro_auc_ci"]), m["macro_sensitivity_at_specificity"], m["ece"],
+                     *[m["per_class_auc"][c] for c in result.classes]])
+    spec = next(iter(result.metrics.values()))["specificity"] if result.metrics else 0.9
+    parts.append(_table(["stage", "macro AUC", "95% CI", f"sens @ spec {spec:g}", "ECE",
+                         *[f"AUC {c}" for c in result.classes]], rows))
+
+    parts.append("<h2>Differences between stages</h2>")
+    rows = []
+    for stage, refs in result.comparisons.items():
+        for ref, c in refs.items():
+            rows.append([stage, ref, c["macro_auc_diff"], _ci(c["macro_auc_diff_ci"]), c["agreement"],
+                         c["record_agreement"], c["cosine_mean"], c["cosine_min"], c["max_abs_logit_diff"]])
+    parts.append(_table(["stage", "vs", "macro AUC diff", "paired 95% CI", "decision agreement",
+                         "records all-equal", "cosine mean", "cosine min", "max |logit diff|"], rows))
+    if result.skipped:
+        parts.append("<p>Stages not run here: " + "; ".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}"
+                                                             for k, v in result.skipped.items()) + "</p>")
+
+    parts.append("<h2>ROC curves</h2>")
+    parts.append(f'<img alt="ROC curves" src="{roc_figure(result)}">')
+    parts.append("<h2>Per-class AUC differences</h2>")
+    parts.append(f'<img alt="per-class AUC differences" src="{auc_diff_figure(result)}">')
+
+    parts.append("<h2>Bland-Altman</h2>")
+    int8 = [s for s in result.gated_stages if s in result.stages]
+    if int8 and "student-fp32" in result.stages:
+        ref = result.stages["student-fp32"].probabilities
+        test = result.stages[int8[0]].probabilities
+        src = bland_altman_figure(ref, test, f"probabilities: {int8[0]} vs student-fp32 (all classes)")
+        parts.append(f'<img alt="Bland-Altman probabilities" src="{src}">')
+    for name, reg in result.regression.items():
+        src = bland_altman_figure(np.asarray(reg["reference"]), np.asarray(reg["test"]), f"{name}: Bland-Altman",
+                                  reg.get("unit", ""))
+        parts.append(f'<img alt="Bland-Altman {html.escape(name)}" src="{src}">')
+        parts.append(_table(["quantity", "MAE reference", "MAE test", "bias", "limits of agreement"],
+                            [[name, reg["mae_reference"], reg["mae_test"], reg["bias"], _ci(reg["loa"])]]))
+
+    sweep = sweep_figure(result)
+    if sweep:
+        parts.append("<h2>Parity under perturbation</h2>")
+        parts.append(f'<img alt="macro AUC vs perturbation severity" src="{sweep}">')
+
+    parts.append("<h2>Latency (this machine)</h2>")
+    rows = [[name, s.info.get("backend"), s.info.get("precision"), s.info.get("threads"),
+             s.latency.get("batch1_median_ms"), s.latency.get("batch1_p90_ms"),
+             s.latency.get("throughput_windows_per_s")] for name, s in result.stages.items()]
+    parts.append(_table(["stage", "back end", "precision", "threads", "batch-1 median ms", "batch-1 p90 ms",
+                         "windows/s (batched)"], rows))
+
+    if result.golden is not None:
+        parts.append("<h2>Golden vectors and bundle checks</h2>")
+        rows = [[c["kind"], c["subject"], "skipped" if c["ok"] is None else ("ok" if c["ok"] else "FAILED"),
+                 c["detail"]] for c in result.golden["checks"]]
+        parts.append(_table(["check", "subject", "result", "detail"], rows))
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,380 @@
+"""`run_parity`: every stage from the teacher to the INT8 student, on held-out labelled records, gated.
+
+Stages, in order: teacher FP32 (torch) -> student FP32 (torch, or the bundle's FP32 ONNX when no student
+folder is given) -> the bundle's executable artefacts (INT8 ONNX Q/DQ on onnxruntime, OpenVINO INT8 IR,
+TensorRT engine where `tensorrt` imports; FP32 artefacts are reported, not gated). Every INT8 stage is
+compared with the teacher and with the student FP32 and gated; the bundle's golden vectors are re-run in
+the same call, and the report (JSON + HTML) is written into the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.errors import DataError
+from ..data.paths import data_root, find_ptbxl
+from ..data.preprocess import EcgPreprocessing
+from ..data.ptbxl import SUPERCLASSES, PtbXl
+from .evaluate import (
+    OutputsModel,
+    ParityError,
+    StageOutputs,
+    compare_stages,
+    run_stage,
+    stage_metrics,
+)
+from .gates import DEFAULT_GATES, GateFailure, GateResult, check_gates, resolve_gates
+from .sweep import DEFAULT_SWEEP, SweepAxis, SweepStage, run_sweep, sweep_conditions
+
+TEACHER = "teacher-fp32"
+STUDENT = "student-fp32"
+# bundle artefact role -> stage name, and whether the stage is INT8 (gated) or an FP32 export (reported)
+ROLE_STAGES: dict[str, tuple[str, bool]] = {
+    "onnx-qdq": ("student-int8-onnxruntime", True),
+    "openvino-int8-xml": ("student-int8-openvino", True),
+    "tensorrt-engine": ("student-int8-tensorrt", True),
+    "onnx-fp32": ("student-fp32-onnxruntime", False),
+    "openvino-fp32-xml": ("student-fp32-openvino", False),
+}
+TASK_LABEL_SETS = {"ptbxl-super": "superdiagnostic", "ptbxl-superdiagnostic": "superdiagnostic", "ptbxl-all": "all"}
+REPORT_JSON = "reports/parity.json"
+REPORT_HTML = "reports/parity.html"
+
+
+@dataclass
+class ParityConfig:
+    """What to evaluate and how strictly. Defaults: PTB-XL folds 9+10 pooled, 1000 bootstrap rounds."""
+
+    folds: tuple[int, ...] = (9, 10)
+    label_set: str | None = None  # default: from the teacher's task
+    limit: int | None = None  # at most this many records (None: all of the folds)
+    batch_size: int = 32
+    n_boot: int = 1000
+    seed: int = 0
+    specificity: float = 0.9
+    latency_runs: int = 10
+    gates: dict[str, float] = field(default_factory=dict)  # overrides of profile/default gates
+    profile: str | None = None  # device profile for gates; default: the one the bundle was built for
+    include_fp32_artefacts: bool = True
+    sweep: bool = True
+    sweep_axes: tuple[SweepAxis, ...] = DEFAULT_SWEEP
+    run_golden: bool = True
+    write_to_bundle: bool = True
+    out: str | None = None  # also write parity.json / parity.html here
+    sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped)
+
+
+@dataclass
+class ParityResult:
+    """Everything measured in one parity run; `passed` is True only when every gate held."""
+
+    classes: list[str]
+    labels: np.ndarray
+    thresholds: np.ndarray
+    data: dict[str, Any]
+    stages: dict[str, StageOutputs]
+    gated_stages: list[str]
+    skipped: dict[str, str]
+    metrics: dict[str, dict[str, Any]]
+    comparisons: dict[str, dict[str, dict[str, Any]]]
+    gates: dict[str, float]
+    gate_source: str
+    gate_results: list[GateResult]
+    golden: dict[str, Any] | None = None
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    regression: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    bundle: str | None = None
+    report_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[GateResult]:
+        return [g for g in self.gate_results if not g.passed]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.gate_results) and not self.failures
+
+    def raise_for_gates(self) -> None:
+        """Raise `GateFailure` naming stage, metric, value and limit of every failed gate."""
+        if self.failures:
+            raise GateFailure(self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "parity-report",
+            "passed": self.passed,
+            "bundle": self.bundle,
+            "data": self.data,
+            "classes": self.classes,
+            "thresholds": [float(t) for t in self.thresholds],
+            "stages": {name: {"info": s.info, "latency": s.latency, "metrics": self.metrics.get(name),
+                              "gated": name in self.gated_stages}
+                       for name, s in self.stages.items()},
+            "skipped_stages": self.skipped,
+            "comparisons": self.comparisons,
+            "gates": {"limits": self.gates, "source": self.gate_source,
+                      "results": [g.to_dict() for g in self.gate_results]},
+            "golden": self.golden,
+            "perturbation": self.sweep,
+            "regression": self.regression,
+            "config": self.config,
+        }
+
+
+def evaluate_stages(labels: np.ndarray, classes: list[str], thresholds: np.ndarray,
+                    stages: Mapping[str, StageOutputs], gated_stages: list[str],
+                    gates: Mapping[str, float] | None = None, n_boot: int = 1000, seed: int = 0,
+                    specificity: float = 0.9, gate_source: str = "defaults") -> ParityResult:
+    """Metrics of every stage, comparisons of every later stage with the teacher and the student FP32, gates."""
+    for required in (TEACHER, STUDENT):
+        if required not in stages:
+            raise ParityError(f"parity needs a {required!r} stage (got {sorted(stages)})")
+    gates = dict(gates if gates is not None else DEFAULT_GATES)
+    per_stage = {name: stage_metrics(labels, s, classes, specificity, n_boot, seed) for name, s in stages.items()}
+    comparisons: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, s in stages.items():
+        if name == TEACHER:
+            continue
+        comparisons[name] = {"teacher": compare_stages(labels, stages[TEACHER], s, classes, thresholds, n_boot, seed,
+                                                       same_embedding_space=False)}
+        if name != STUDENT:
+            comparisons[name]["student-fp32"] = compare_stages(labels, stages[STUDENT], s, classes, thresholds,
+                                                               n_boot, seed, same_embedding_space=True)
+    results = check_gates(comparisons, gates, gated_stages)
+    return ParityResult(classes=list(classes), labels=labels, thresholds=np.asarray(thresholds, dtype=np.float64),
+                        data={}, stages=dict(stages), gated_stages=list(gated_stages), skipped={},
+                        metrics=per_stage, comparisons=comparisons, gates=gates, gate_source=gate_source,
+                        gate_results=results)
+
+
+def _ptbxl_root(data: str | Path | None) -> Path:
+    found = find_ptbxl(data)
+    if found is None:
+        root = data_root(data)
+        raise DataError(f"{root}: no PTB-XL table (ptbxl_database.csv) here or in {root / 'ptbxl'}; "
+                        "pass --data the PTB-XL folder (or set JEPA_EDGE_DATA)")
+    return found
+
+
+def _label_set(meta: Mapping[str, Any], cfg: ParityConfig) -> str:
+    if cfg.label_set:
+        return cfg.label_set
+    task = str(meta.get("task", ""))
+    if task in TASK_LABEL_SETS:
+        return TASK_LABEL_SETS[task]
+    if tuple(meta.get("labels", ())) == SUPERCLASSES:
+        return "superdiagnostic"
+    raise ParityError(f"cannot tell which PTB-XL label set the teacher's task {task!r} uses; set label_set")
+
+
+def _profile_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """Gates from the named profile, else from the profile the bundle was built for (as stored in it)."""
+    if cfg.profile:
+        from jepa_edge.devices.profiles import load_profile
+
+        profile = load_profile(cfg.profile)
+        return dict(getattr(profile, "gates", {}) or {}), f"device profile {cfg.profile!r}"
+    target = (manifest or {}).get("target") or {}
+    data = target.get("profile_data") or {}
+    if data.get("gates"):
+        return dict(data["gates"]), f"bundle target profile {target.get('profile')!r}"
+    return {}, "defaults"
+
+
+def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str | Path | None = None,
+               student: str | Path | None = None, cfg: ParityConfig | None = None,
+               extra_stages: Mapping[str, str | Path] | None = None,
+               progress: Callable[[str], None] | None = None) -> ParityResult:
+    """Evaluate teacher -> student FP32 -> student INT8 stages on held-out PTB-XL records and gate them.
+
+    `teacher` and `student` are classifier model folders; `bundle` a built bundle (its INT8 artefacts become
+    gated stages, its golden vectors are re-run and the report is written into it). `extra_stages` maps a
+    stage name to any model file `open_engine` accepts, gated like a bundle INT8 artefact (e.g. a quantized
+    model that is not bundled yet). Returns the result; call `raise_for_gates()` to fail on a gate.
+    """
+    from jepa_edge.models.checkpoint import read_meta, resolve_model_dir
+    from jepa_edge.runtimes import BackendUnavailable, open_engine
+
+    cfg = cfg or ParityConfig()
+    say = progress or (lambda _msg: None)
+    if bundle is None and student is None:
+        raise ParityError("parity needs a student: pass a bundle, a student model folder, or both")
+    teacher_dir = resolve_model_dir(teacher)
+    teacher_meta = read_meta(teacher_dir)
+    classes = list(teacher_meta.get("labels") or [])
+    label_set = _label_set(teacher_meta, cfg)
+
+    opened = None
+    manifest: dict[str, Any] | None = None
+    golden: dict[str, Any] | None = None
+    if bundle is not None:
+        from jepa_edge.bundle import open_bundle, verify_bundle
+
+        if cfg.run_golden:
+            say("golden vectors")
+            golden = verify_bundle(bundle, run_golden=True).to_dict()
+            golden["path"] = str(golden["path"])
+        opened = open_bundle(bundle)
+        manifest = opened.manifest
+        student_pre = opened.preprocessing
+        student_labels = list(manifest["labels"])
+        thresholds = np.asarray(manifest["thresholds"], dtype=np.float64)
+    if student is not None:
+        student_dir = resolve_model_dir(student)
+        student_meta = read_meta(student_dir)
+        if opened is None:
+            student_pre = EcgPreprocessing.from_dict(student_meta["preprocessing"])
+            student_labels = list(student_meta.get("labels") or [])
+            thresholds = np.asarray(student_meta.get("thresholds") or [0.5] * len(student_labels), dtype=np.float64)
+    if student_labels != classes:
+        raise ParityError(f"student labels {student_labels} differ from the teacher's {classes}: not the same task")
+
+    root = _ptbxl_root(data)
+    say(f"loading PTB-XL folds {list(cfg.folds)}")
+    held_out = PtbXl(root).load(label_set, folds=cfg.folds, limit=cfg.limit)
+    if list(held_out.classes) != classes:
+        raise ParityError(f"{root}: label set {label_set!r} gives classes {list(held_out.classes)}, "
+                          f"the teacher predicts {classes}")
+    y = held_out.labels
+    signals, fs = held_out.signals, held_out.fs
+    teacher_pre = EcgPreprocessing.from_dict(teacher_meta["preprocessing"])
+
+    engines: dict[str, tuple[OutputsModel, EcgPreprocessing]] = {TEACHER: (open_engine(teacher_dir, "torch"),
+                                                                           teacher_pre)}
+    gated: list[str] = []
+    skipped: dict[str, str] = {}
+    if student is not None:
+        engines[STUDENT] = (open_engine(student_dir, "torch"), student_pre)
+    if opened is not None:
+        roles = set(opened.roles)
+        if student is None:
+            if "onnx-fp32" not in roles:
+                raise ParityError(f"{bundle}: no student folder given and the bundle has no FP32 ONNX (onnx-fp32) "
+                                  "to stand for the student FP32")
+            engines[STUDENT] = (opened.engine(role="onnx-fp32"), student_pre)
+        for role, (stage, is_int8) in ROLE_STAGES.items():
+            if role not in roles or (not is_int8 and not cfg.include_fp32_artefacts):
+                continue
+            if student is None and role == "onnx-fp32":
+                continue  # already the student FP32 reference
+            try:
+                engines[stage] = (opened.engine(role=role), student_pre)
+            except BackendUnavailable as exc:
+                skipped[stage] = str(exc)
+                continue
+            if is_int8:
+                gated.append(stage)
+    for stage, path in (extra_stages or {}).items():
+        try:
+            engines[stage] = (open_engine(path), student_pre)
+        except BackendUnavailable as exc:
+            skipped[stage] = str(exc)
+            continue
+        gated.append(stage)
+    if not gated:
+        raise ParityError("no INT8 stage can run here: " + ("; ".join(f"{k}: {v}" for k, v in skipped.items())
+                                                           or "the bundle has no INT8 artefact"))
+
+    outputs: dict[str, StageOutputs] = {}
+    for name, (engine, pre) in engines.items():
+        say(f"stage {name}")
+        outputs[name] = run_stage(name, engine, signals, fs, pre, batch_size=cfg.batch_size,
+                                  latency_runs=cfg.latency_runs)
+
+    profile_gates, source = _profile_gates(cfg, manifest)
+    gates = resolve_gates(profile_gates, cfg.gates, profile_name=source)
+    if cfg.gates:
+        source += " + flags"
+    say("metrics and bootstrap")
+    result = evaluate_stages(y, classes, thresholds, outputs, gated, gates, cfg.n_boot, cfg.seed, cfg.specificity,
+                             gate_source=source)
+    result.skipped = skipped
+    result.golden = golden
+    result.bundle = str(bundle) if bundle is not None else None
+    result.data = {"root": str(root), "label_set": label_set, "folds": list(cfg.folds), "records": int(len(y)),
+                   "fs": float(fs), "positives": {c: int(v) for c, v in zip(classes, y.sum(axis=0), strict=True)},
+                   "skip_report": held_out.report.to_dict() if held_out.report else None}
+    result.config = _config_dict(cfg)
+    if golden is not None:
+        result.gate_results.append(GateResult(
+            stage="bundle golden vectors", gate="golden", metric="failed checks: " + "; ".join(golden["problems"][:3])
+            if golden["problems"] else "failed checks", reference="manifest", value=float(len(golden["problems"])),
+            limit=0.0, direction="max", passed=bool(golden["ok"])))
+
+    if cfg.sweep:
+        sweep_names = [TEACHER, STUDENT, *gated]
+        stages = {n: SweepStage(engines[n][0], engines[n][1]) for n in sweep_names}
+        total = sweep_conditions(cfg.sweep_axes)
+        done = [0]
+
+        def tick(label: str) -> None:
+            done[0] += 1
+            say(f"perturbation {done[0]}/{total}: {label}")
+
+        result.sweep = run_sweep(signals, fs, y, stages, cfg.sweep_axes, seed=cfg.seed, batch_size=cfg.batch_size,
+                                 leads=teacher_pre.leads, progress=tick)
+
+    write_reports(result, cfg, opened.path if opened is not None else None)
+    return result
+
+
+def _config_dict(cfg: ParityConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["sweep_axes"] = [{"kind": a.kind, "severities": list(a.severities), "unit": a.unit} for a in cfg.sweep_axes]
+    return d
+
+
+def write_reports(result: ParityResult, cfg: ParityConfig, bundle_path: Path | None) -> dict[str, str]:
+    """parity.json + parity.html into `cfg.out` (if set) and into the bundle (if set and allowed)."""
+    from jepa_edge.io import atomic_write_bytes
+
+    from .report import render_html
+
+    if cfg.out:
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        result.report_paths["json"] = str(out / "parity.json")
+        result.report_paths["html"] = str(out / "parity.html")
+    if bundle_path is not None and cfg.write_to_bundle:
+        result.report_paths["bundle_json"] = str(bundle_path / REPORT_JSON)
+        result.report_paths["bundle_html"] = str(bundle_path / REPORT_HTML)
+    doc = result.to_dict()
+    doc["report_paths"] = dict(result.report_paths)
+    json_bytes = (json.dumps(plain_json(doc), indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    html = render_html(result).encode("utf-8")
+    if cfg.out:
+        atomic_write_bytes(result.report_paths["json"], json_bytes)
+        atomic_write_bytes(result.report_paths["html"], html)
+    if bundle_path is not None and cfg.write_to_bundle:
+        from jepa_edge.bundle import update_bundle
+
+        update_bundle(bundle_path, add_files={REPORT_JSON: (json_bytes, "report-json"),
+                                              REPORT_HTML: (html, "report-html")},
+                      set_fields={"parity": {"report": REPORT_JSON, "passed": result.passed}},
+                      sign_key=cfg.sign_key)
+    return result.report_paths
+
+
+def plain_json(obj: Any) -> Any:
+    """Numpy scalars/arrays and paths to plain JSON values; NaN/Inf to null (strict JSON has no NaN)."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
