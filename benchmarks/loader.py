@@ -6,12 +6,15 @@ Measured in one run on this machine, on real PTB-XL records (JEPA_EDGE_DATA or .
 2. WFDB path: every window read as a lazy loader without a pack must (wfdb header + .dat decode,
    resample, causal band-pass, normalise, crop), in the EpochPlan's order;
 3. packed path: `PackedWindows` fetches in the same order, one process with one torch thread (what a
-   DataLoader worker is), then the real DataLoader with `--workers` processes and batches of `--batch`;
+   DataLoader worker is), then the real DataLoader (StepBatchSampler over the EpochPlan, batches of
+   `--batch`) with one worker process and with `--workers` processes: this includes collation and the
+   shared-memory hand-over to the training process, which costs more than the fetch itself;
 4. the demand of one H100 in vit-b ECG JEPA pretraining. No GPU in this session unless `--device cuda`:
    the FLOPs of one training step per sample are counted with torch's FlopCounterMode on the real
    modules (shared with benchmarks/pretrain_throughput.py) and turned into samples/s at an ASSUMED 45 %
-   MFU of 989 TFLOP/s (H100 SXM bf16 dense). The loader side scales the measured one-worker rate to the
-   worker processes an H100 node gives each GPU (default 12: a DGX H100 has 112 cores for 8 GPUs).
+   MFU of 989 TFLOP/s (H100 SXM bf16 dense). The loader side scales the measured rate of a DataLoader
+   with ONE worker process to the workers an H100 node gives each GPU (default 12: a DGX H100 has 112
+   cores for 8 GPUs), assuming cores scale linearly (they do not share anything but the page cache).
 
 Prints the ratios and writes JSON (default benchmarks/results/loader.json). Run:
     JEPA_EDGE_DATA=../shared/data .venv/bin/python benchmarks/loader.py
@@ -118,11 +121,12 @@ def main() -> None:
         packed_rate(windows, order[:512], 1.0)  # warm the memory maps
         packed_ws, packed_n = packed_rate(windows, order, args.seconds)
         steps = max(8, int(packed_ws * args.seconds / args.batch))
+        one_worker_ws = dataloader_rate(windows, plan, args.batch, 1, steps // 2)
         loader_ws = dataloader_rate(windows, plan, args.batch, args.workers, steps)
         shard_bytes = sum((result.out / s["file"]).stat().st_size for s in json.loads(
             (result.out / "index.json").read_text())["shards"])
     demand = h100_demand(args.model, batch=2)
-    node_ws = packed_ws * args.workers_per_gpu
+    node_ws = one_worker_ws * args.workers_per_gpu
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "note": "CPU shared with other jobs; shards in the page cache"},
@@ -130,13 +134,15 @@ def main() -> None:
                  "shard_bytes": shard_bytes, "dtype": "float16"},
         "wfdb_windows_per_s": wfdb_ws, "wfdb_windows_timed": wfdb_n,
         "packed_windows_per_s_one_worker": packed_ws, "packed_windows_timed": packed_n,
+        "dataloader_one_worker_windows_per_s": one_worker_ws,
         "dataloader": {"workers": args.workers, "batch": args.batch, "windows_per_s": loader_ws},
         "packed_vs_wfdb": packed_ws / wfdb_ws, "goal_packed_vs_wfdb": 20.0,
         "h100_demand": demand,
         "loader_per_gpu": {"workers_per_gpu": args.workers_per_gpu, "windows_per_s": node_ws,
-                           "how": "measured one-worker rate x workers per GPU (assumes cores scale linearly)"},
+                           "how": "measured DataLoader rate with one worker x workers per GPU (assumes cores "
+                                  "scale linearly)"},
         "headroom_vs_h100": node_ws / demand["samples_per_s"], "goal_headroom": 3.0,
-        "one_worker_vs_h100": packed_ws / demand["samples_per_s"],
+        "one_worker_vs_h100": one_worker_ws / demand["samples_per_s"],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
@@ -145,11 +151,13 @@ def main() -> None:
     print(f"WFDB straight:  {wfdb_ws:10.1f} windows/s ({wfdb_n} windows)")
     print(f"packed, 1 proc: {packed_ws:10.1f} windows/s ({packed_n} windows)  -> {packed_ws / wfdb_ws:.0f}x WFDB "
           f"(goal >= 20x)")
-    print(f"DataLoader, {args.workers} workers, batch {args.batch}: {loader_ws:10.1f} windows/s (this 2-core box)")
+    print(f"DataLoader, 1 worker, batch {args.batch}:  {one_worker_ws:10.1f} windows/s (fetch + collate + hand-over)")
+    print(f"DataLoader, {args.workers} workers, batch {args.batch}: {loader_ws:10.1f} windows/s "
+          f"({os.cpu_count()} cores here, shared)")
     print(f"H100 demand, {args.model} ECG JEPA: {demand['flops_per_sample'] / 1e9:.1f} GFLOP/sample -> "
           f"{demand['samples_per_s']:.0f} samples/s at an ASSUMED {ASSUMED_MFU:.0%} MFU of 989 TFLOP/s "
           "(FlopCounterMode; no GPU measured)")
-    print(f"loader per GPU ({args.workers_per_gpu} workers x {packed_ws:.0f}): {node_ws:.0f} windows/s -> "
+    print(f"loader per GPU ({args.workers_per_gpu} workers x {one_worker_ws:.0f}): {node_ws:.0f} windows/s -> "
           f"{out['headroom_vs_h100']:.1f}x the H100 demand (goal >= 3x); one worker alone: "
           f"{out['one_worker_vs_h100']:.2f}x")
     print(f"wrote {args.out}")
