@@ -1,4 +1,4 @@
-"""The echo modality for the shared JEPA trainer: a folder of videos, the EchoNet-Dynamic layout, or synthetic clips.
+"""The echo modality for the shared JEPA trainer: videos, an EchoNet-Dynamic folder, an echo pack, or synthetic clips.
 
 Options come through `cfg.extra`: frames (16), fps (8), size (112; 224 for teachers), videos (synthetic
 count, 64), seed_videos, pos_embed ("rope"), long_range_prob (0.5), perturb_prob (0: physics-informed
@@ -18,10 +18,12 @@ from torch.utils.data import Dataset
 from ..data.echo import EchoPreprocessing, EchoVideo, index_folder, load_videos
 from ..data.echo_perturb import EchoPerturbation
 from ..data.errors import DataError, SkipReport
+from ..data.pack import is_pack
+from ..data.packed import EpochPlan, PackedClips
 from ..data.synthetic_echo import SyntheticEchoConfig, synthetic_dataset
 from ..models.video import VideoEncoder, VideoEncoderSpec, video_predictor
 from .masks3d import MultiblockMasks3d
-from .sampling import RandomWindows
+from .sampling import BatchPlan, RandomWindows
 
 if TYPE_CHECKING:
     from .trainer import JepaTask, PretrainConfig
@@ -99,10 +101,17 @@ def build_echo_task(cfg: PretrainConfig) -> JepaTask:
     unknown = sorted(set(extra) - EXTRA_KEYS)
     if unknown:
         raise ValueError(f"unknown echo option(s) in extra: {unknown}; known: {sorted(EXTRA_KEYS)}")
-    pre = EchoPreprocessing(frames=int(extra.get("frames", 16)), fps=float(extra.get("fps", 8.0)),
-                            size=int(extra.get("size", 112)))
-    videos, summary = load_pretraining_videos(cfg.data, pre, extra, cfg.skip_bad, cfg.max_records)
-    clips = EchoClips(videos, pre, float(extra.get("perturb_prob", 0.0)), cfg.seed)
+    if cfg.data is not None and str(cfg.data) != "synthetic" and is_pack(cfg.data):
+        # an echo pack (`jepa-edge data pack --modality echo`): its preprocessing wins, every clip slot per epoch
+        clips: Dataset = PackedClips(cfg.data, max_records=cfg.max_records)
+        pre, summary = clips.pre, clips.summary
+        plan: BatchPlan = EpochPlan(clips.lengths, clips.spans, seed=cfg.seed)
+    else:
+        pre = EchoPreprocessing(frames=int(extra.get("frames", 16)), fps=float(extra.get("fps", 8.0)),
+                                size=int(extra.get("size", 112)))
+        videos, summary = load_pretraining_videos(cfg.data, pre, extra, cfg.skip_bad, cfg.max_records)
+        clips = EchoClips(videos, pre, float(extra.get("perturb_prob", 0.0)), cfg.seed)
+        plan = RandomWindows(clips.max_offsets, seed=cfg.seed)
     encoder = VideoEncoder(VideoEncoderSpec(size=cfg.model, frames=pre.frames, image_size=pre.size,
                                             channels=pre.channels, pos_embed=str(extra.get("pos_embed", "rope"))))
     masks = MultiblockMasks3d(encoder.spec.grid, long_range_prob=float(extra.get("long_range_prob", 0.5)))
@@ -110,7 +119,7 @@ def build_echo_task(cfg: PretrainConfig) -> JepaTask:
         encoder=encoder,
         predictor=video_predictor(encoder),
         windows=clips,
-        plan=RandomWindows(clips.max_offsets, seed=cfg.seed),
+        plan=plan,
         masks=masks,
         meta={"modality": "echo", "preprocessing": pre.to_dict(), "data": summary},
     )
