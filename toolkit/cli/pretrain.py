@@ -34,7 +34,9 @@ def pretrain(
     cfg = load_config(PretrainConfig, config, data=str(data) if data else None, model=model, steps=steps,
                       batch_size=batch_size, out=str(out) if out else None, modality=modality, lr=lr,
                       num_workers=num_workers, checkpoint_every=checkpoint_every, skip_bad=skip_bad, seed=seed)
-    with progress_bar() as bar:
+    import os
+
+    with progress_bar(disable=os.environ.get("RANK", "0") != "0") as bar:  # one bar per job, not per rank
         task_id = bar.add_task(f"pretrain {cfg.model}", total=cfg.steps, status="")
 
         def update(done: int, total: int, info: dict) -> None:
