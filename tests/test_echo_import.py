@@ -14,6 +14,15 @@ from jepa_edge.models.vjepa_import import ImportError_, import_vjepa, import_vje
 
 VJEPA_TINY = VideoEncoderSpec(size="vit-tiny", frames=8, image_size=48, bias=True, norm_eps=1e-6)
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two threads on two shared cores thrash; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 
 class _Payload:
     """Unpickling this would run code; weights_only must refuse it."""

@@ -22,6 +22,15 @@ from jepa_edge.models.vit import count_parameters
 
 TINY = VideoEncoderSpec(size="vit-tiny", frames=8, image_size=48)
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two threads on two shared cores thrash; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 
 def test_param_counts_follow_the_one_size_table() -> None:
     """vit-l ~300 M and vit-g ~1.0-1.1 B as V-JEPA 2 / EchoJEPA (built on the meta device: no memory)."""
