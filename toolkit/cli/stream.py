@@ -1,3 +1,80 @@
-"""`jepa-edge stream` verbs (filled in by the stage that owns them)."""
+"""`jepa-edge stream`: classify a continuous ECG (a WFDB record replay or int16 frames on stdin)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from .app import app, console, progress_bar, user_errors
+
+
+@app.command()
+@user_errors
+def stream(
+    bundle: Path = typer.Argument(..., help="bundle folder (manifest.json) or classifier model folder (meta.json)"),
+    record: Path = typer.Option(None, help="WFDB record to replay (path with or without .hea)"),
+    realtime: bool = typer.Option(False, "--realtime", help="pace the replay at the record's sampling rate"),
+    out: Path = typer.Option(None, help="events as JSON lines (default: stdout)"),
+    stdin_int16: bool = typer.Option(False, "--stdin-int16", help="read little-endian int16 frames from stdin"),
+    fs: float = typer.Option(None, help="sampling rate of the stdin frames (Hz)"),
+    leads: str = typer.Option(None, help="lead order of the stdin frames, e.g. II,V1"),
+    gain: float = typer.Option(200.0, help="ADC units per mV of the stdin frames"),
+    baseline: float = typer.Option(0.0, help="ADC value of 0 mV in the stdin frames"),
+    chunk: int = typer.Option(360, help="samples per chunk fed to the streamer"),
+    seconds: float = typer.Option(None, help="replay only the first SECONDS of the record"),
+    backend: str = typer.Option(None, help="engine back end (default: the bundle's best for this machine)"),
+) -> None:
+    """Stream an ECG through a model: JSONL events (scores, hysteresis decisions, quality flags) and a summary."""
+    from jepa_edge.devices.stream import StreamClassifier, StreamError, int16_source, record_source
+
+    if (record is None) == (not stdin_int16):
+        raise StreamError("give exactly one input: --record PATH or --stdin-int16 (with --fs and --leads)")
+    options = {"backend": backend} if backend else {}
+    clf = StreamClassifier.open(bundle, **options)
+    if stdin_int16:
+        if fs is None or not leads:
+            raise StreamError("--stdin-int16 needs --fs HZ and --leads (e.g. --leads II,V1)")
+        source = int16_source(sys.stdin.buffer, fs, [s.strip() for s in leads.split(",") if s.strip()],
+                              gain=gain, baseline=baseline, chunk=chunk)
+    else:
+        import wfdb
+
+        stop = None
+        if seconds is not None:
+            header = wfdb.rdheader(str(Path(record).with_suffix("") if Path(record).suffix == ".hea" else record))
+            stop = min(int(round(seconds * float(header.fs))), int(header.sig_len or 0)) or None
+        source = record_source(record, chunk=chunk, realtime=realtime, stop=stop)
+
+    sink = open(out, "w") if out else sys.stdout  # noqa: SIM115 (closed below)
+    try:
+        if out and source.total_samples:
+            with progress_bar() as bar:
+                task = bar.add_task(f"stream {Path(source.name).name}", total=source.total_samples, status="")
+                done = 0
+                flagged = 0
+
+                def update(event: dict) -> None:
+                    nonlocal done, flagged
+                    if event["type"] == "window":
+                        flagged += event["quality"] != "ok"
+                        done = min(source.total_samples or 0, int(round(event["t_end"] * source.fs)))
+                        bar.update(task, completed=done, status=f"{flagged} flagged")
+
+                summary = clf.run(source, out=sink, on_event=update)
+                bar.update(task, completed=source.total_samples)
+        else:
+            summary = clf.run(source, out=sink)
+    finally:
+        if out:
+            sink.close()
+    acct = summary["accounting"]
+    console.print(f"{summary['accounting']['windows']} windows: {summary['classified']} classified, "
+                  f"{summary['flagged_windows']} flagged {summary['flagged'] or ''}; "
+                  f"samples in {acct['samples_in']} = consumed {acct['samples_consumed']} "
+                  f"({'ok' if acct['ok'] else 'MISMATCH'}); real-time factor {summary['real_time_factor']}")
+    if out:
+        console.print(f"events: [bold]{out}[/]")
+    if not acct["ok"]:
+        raise typer.Exit(code=1)
