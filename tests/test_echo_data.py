@@ -94,6 +94,9 @@ def test_synthetic_echonet_layout_reads_back(tmp_path: Path) -> None:
     assert v.fps == 30.0 and v.frames.shape == (75, 64, 64)
     assert "not patient data" in (root / "SYNTHETIC.txt").read_text()
     assert len(index_folder(root / "Videos")) == 5  # a plain folder of videos, unlabelled
+    for fmt in ("mp4", "frames"):
+        other = write_synthetic_echonet(tmp_path / fmt, count=2, seed=1, fmt=fmt, config=SMALL)
+        assert [read_video(i.path).frames.shape for i in read_echonet(other)] == [(75, 64, 64)] * 2
 
 
 def test_synthetic_ef_is_what_the_pictures_show() -> None:

@@ -95,7 +95,7 @@ def test_missing_and_unexpected_keys_are_reported(tmp_path: Path) -> None:
 
 def test_unsafe_and_unusable_files(tmp_path: Path) -> None:
     with open(tmp_path / "evil.pt", "wb") as fh:
-        pickle.dump({"target_encoder": _Payload()}, fh)
+        pickle.dump({"target_encoder": _Payload()}, fh, protocol=2)
     with pytest.raises(ImportError_, match=r"evil\.pt: not a checkpoint torch.load\(weights_only=True\)"):
         import_vjepa_encoder(tmp_path / "evil.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -323,7 +323,7 @@ def read_echonet(root: str | Path) -> list[EchoItem]:
     for line, row in enumerate(rows, start=2):
         name = row["FileName"].strip()
         path = root / "Videos" / name
-        if not path.suffix:
+        if not path.suffix and not path.is_dir():  # EchoNet names lack ".avi"; frame folders have none
             path = path.with_suffix(".avi")
         try:
             ef = float(row["EF"])
