@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from jepa_edge.bundle import (
     BundleBuilder,
     BundleError,
+    backend_for_role,
     generate_header,
     new_keypair,
     open_bundle,
@@ -409,6 +410,74 @@ def test_c_header_escapes_any_text_and_writes_identity_normalisation(signed_bund
     assert got["model"] == ["*/ #define X"]
 
 
+C_PREPROCESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "jepa_edge_model.h"
+/* Firmware-side preprocessing from the header alone: causal biquads from steady state, z-score, clip. */
+int main(int argc, char **argv) {
+    FILE *in, *out;
+    long n, t;
+    int lead, k;
+    double *x;
+    if (argc != 4) return 2;
+    in = fopen(argv[1], "rb");
+    out = fopen(argv[2], "wb");
+    n = atol(argv[3]);
+    x = malloc(sizeof(double) * (size_t)n);
+    if (!in || !out || !x) return 3;
+    for (lead = 0; lead < JEPA_EDGE_NUM_LEADS; lead++) {
+        double z[JEPA_EDGE_NUM_SOS][2];
+        if (fread(x, sizeof(double), (size_t)n, in) != (size_t)n) return 4;
+        for (k = 0; k < JEPA_EDGE_NUM_SOS; k++) {
+            z[k][0] = jepa_edge_sos_zi[2 * k] * x[0];
+            z[k][1] = jepa_edge_sos_zi[2 * k + 1] * x[0];
+        }
+        for (t = 0; t < n; t++) {
+            double v = x[t];
+            float f;
+            for (k = 0; k < JEPA_EDGE_NUM_SOS; k++) {
+                const double *c = &jepa_edge_sos[6 * k];
+                double y = c[0] * v + z[k][0];
+                z[k][0] = c[1] * v - c[4] * y + z[k][1];
+                z[k][1] = c[2] * v - c[5] * y;
+                v = y;
+            }
+            v = (v - jepa_edge_mean[lead]) / jepa_edge_std[lead];
+            if (v > JEPA_EDGE_CLIP) v = JEPA_EDGE_CLIP;
+            if (v < -JEPA_EDGE_CLIP) v = -JEPA_EDGE_CLIP;
+            f = (float)v;
+            fwrite(&f, sizeof f, 1, out);
+        }
+    }
+    fclose(out);
+    free(x);
+    return 0;
+}
+"""
+
+
+def test_c_preprocessing_from_the_header_alone_reproduces_the_golden_inputs(signed_bundle: Path, exported: dict,
+                                                                             tmp_path: Path) -> None:
+    """What firmware does without Python: raw mV in, the model's input out, equal to the bundle's golden inputs."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no system C compiler (cc) on this machine")
+    bundle = open_bundle(signed_bundle)
+    inputs, _ = bundle.golden()
+    assert exported["fs"] == bundle.preprocessing.fs  # PTB-XL is already at 500 Hz: no resampling step
+    (tmp_path / "pre.c").write_text(C_PREPROCESS)
+    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I",
+                    str(signed_bundle / "include"), str(tmp_path / "pre.c"), "-o", str(tmp_path / "pre")],
+                   check=True, capture_output=True, text=True)
+    for i, raw in enumerate(exported["raw"]):
+        np.ascontiguousarray(raw, dtype="<f8").tofile(tmp_path / "raw.bin")
+        subprocess.run([str(tmp_path / "pre"), str(tmp_path / "raw.bin"), str(tmp_path / "out.bin"),
+                        str(raw.shape[-1])], check=True)
+        from_c = np.fromfile(tmp_path / "out.bin", dtype="<f4").reshape(raw.shape)
+        np.testing.assert_allclose(from_c, inputs[i], rtol=0, atol=1e-5)
+
+
 # -- atomic writes ---------------------------------------------------------------------------------
 CHILD = textwrap.dedent("""
     import json, os, sys, time
@@ -486,10 +555,20 @@ def test_update_adds_a_parity_report_and_re_signs(bundle_copy: Path, keys: dict,
     assert json.loads(updated.file("report-json").read_bytes()) == json.loads(report)
     assert verify_bundle(bundle_copy, public_key=keys["public"]).ok
     # an unsigned update cannot keep the old signature
-    update_bundle(bundle_copy, set_fields={"thresholds": [0.4] * len(updated.labels)})
+    update_bundle(bundle_copy, set_fields={"thresholds": [0.4] * len(updated.labels)},
+                  tolerances={"onnx-fp32": {"logits": 2e-4}})
+    assert open_bundle(bundle_copy).manifest["golden"]["tolerances"] == {"onnx-fp32": {"logits": 2e-4},
+                                                                         "openvino-fp32": IR_TOL}
     assert not (bundle_copy / "manifest.json.sig").exists()
     assert verify_bundle(bundle_copy, run_golden=False).ok
     assert not verify_bundle(bundle_copy, public_key=keys["public"], run_golden=False).ok
+
+
+def test_roles_map_to_the_back_end_that_runs_them() -> None:
+    assert backend_for_role("onnx-qdq") == "onnxruntime" and backend_for_role("onnx-fp32") == "onnxruntime"
+    assert backend_for_role("openvino-int8-xml") == "openvino" and backend_for_role("openvino-int8-bin") is None
+    assert backend_for_role("tensorrt-engine") == "tensorrt" and backend_for_role("tensorrt-timing-cache") is None
+    assert backend_for_role("report-json") is None and backend_for_role("golden-logits") is None
 
 
 # -- CLI -------------------------------------------------------------------------------------------

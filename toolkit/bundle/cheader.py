@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .manifest import BundleError
 
 GUARD = "JEPA_EDGE_MODEL_H"
@@ -35,6 +37,16 @@ def c_double(value: float) -> str:
         raise BundleError(f"cannot write non-finite number {value!r} into the C header")
     text = repr(value)
     return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+
+
+def _sos_zi(sos: list[list[float]]) -> list[list[float]]:
+    from scipy.signal import sosfilt_zi
+
+    try:
+        zi = sosfilt_zi(np.asarray(sos, dtype=np.float64))
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise BundleError(f"$.preprocessing.sos: no steady state for these sections ({exc})") from None
+    return zi.tolist()
 
 
 def _array(ctype: str, name: str, values: list[str], per_line: int = 4) -> list[str]:
@@ -109,6 +121,11 @@ def generate_header(manifest: dict[str, Any]) -> str:
             f"#define JEPA_EDGE_NUM_SOS {len(sos)}",
         ]
         lines += _array("double", "jepa_edge_sos", [c_double(v) for row in sos for v in row], per_line=6)
+        lines += [
+            "/* Steady-state filter state per unit input, rows {z0, z1} per section (scipy.signal.sosfilt_zi):",
+            " * initial state of a lead = these values times its first sample. */",
+        ]
+        lines += _array("double", "jepa_edge_sos_zi", [c_double(v) for row in _sos_zi(sos) for v in row], per_line=2)
         lines += [
             "/* Normalisation per lead after filtering: x = clip((x - mean) / std, -clip, clip).",
             " * With JEPA_EDGE_NORMALISED 0 the constants are the identity (mean 0, std 1). */",

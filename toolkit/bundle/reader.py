@@ -36,8 +36,8 @@ ENGINE_PREFERENCE = ("tensorrt-engine", "openvino-int8-xml", "openvino-fp32-xml"
 
 def backend_for_role(role: str) -> str | None:
     """The runtime back end that executes a file of this role (None for data files: weights, reports, golden)."""
-    if role.startswith("tensorrt"):
-        return "tensorrt"
+    if role.startswith("tensorrt") and role.endswith(("-engine", "-plan")):
+        return "tensorrt"  # not "tensorrt-timing-cache": that is build data, not a model
     if role.startswith("openvino") and role.endswith("-xml"):
         return "openvino"
     if role.startswith("onnx"):
@@ -150,7 +150,7 @@ def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signatu
             found.add("hash", rel, False, "SHA-256 differs from manifest.json (file changed or corrupted)")
         else:
             found.add("hash", rel, True, entry["sha256"][:16])
-    for extra in sorted(p for p in path.rglob("*") if not p.is_dir()):
+    for extra in sorted(p for p in path.rglob("*") if p.is_symlink() or not p.is_dir()):
         rel = extra.relative_to(path).as_posix()
         if rel not in listed and rel not in (MANIFEST_NAME, SIGNATURE_NAME):
             found.add("files", rel, False, "not listed in manifest.json (added after the build)")
@@ -367,11 +367,13 @@ def verify_bundle(path: str | Path, public_key: PublicKeyLike | None = None, req
 
 def update_bundle(path: str | Path, add_files: Mapping[str, tuple[str | Path | bytes, str]] | None = None,
                   set_fields: Mapping[str, Any] | None = None, sign_key: PrivateKeyLike | None = None,
-                  public_key: PublicKeyLike | None = None) -> Path:
+                  public_key: PublicKeyLike | None = None,
+                  tolerances: Mapping[str, float | Mapping[str, float]] | None = None) -> Path:
     """Rewrite a verified bundle atomically with extra/replaced files and fields; re-hash, re-sign if a key is given.
 
-    A file replaces an existing one with the same path or the same role. An unsigned update of a signed
-    bundle drops the old (now invalid) signature.
+    A file replaces an existing one with the same path or the same role. `tolerances` adds or replaces golden
+    tolerances (e.g. for a TensorRT engine built on the device). An unsigned update of a signed bundle drops
+    the old (now invalid) signature.
     """
     path = Path(path)
     bundle = open_bundle(path, public_key=public_key)
@@ -390,5 +392,5 @@ def update_bundle(path: str | Path, add_files: Mapping[str, tuple[str | Path | b
         for rel, (src, role) in add_files.items():
             builder.add_file(src, rel, role)
         builder.set(**fields)
-        builder.add_golden(inputs, expected, bundle.manifest["golden"]["tolerances"])
+        builder.add_golden(inputs, expected, {**bundle.manifest["golden"]["tolerances"], **(tolerances or {})})
     return path
