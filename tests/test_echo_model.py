@@ -131,3 +131,27 @@ def test_multiblock_masks_follow_vjepa2() -> None:
     assert keep.shape[1] >= 1 and target.shape[1] >= 1
     with pytest.raises(ValueError, match="grid must be"):
         MultiblockMasks3d((4, 0, 3))
+
+
+@pytest.mark.heavy
+def test_echo_classifier_exports_to_onnx_with_dynamic_batch(tmp_path: Path) -> None:
+    """The 3D-RoPE video classifier goes through the dynamo ONNX exporter and onnxruntime agrees (~40 s here)."""
+    import warnings
+
+    import onnxruntime as ort
+
+    from jepa_edge.models.heads import Classifier, LinearHead
+
+    model = Classifier(VideoEncoder(TINY), LinearHead(192, 1)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (torch.randn(2, 3, 8, 48, 48),), input_names=["clip"],
+                                    output_names=["logits", "embedding"], opset_version=18, dynamo=True,
+                                    dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}})
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    x = torch.randn(3, 3, 8, 48, 48)
+    logits, emb = session.run(None, {"clip": x.numpy()})
+    with torch.no_grad():
+        ref_logits, ref_emb = model(x)
+    np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-4)
+    np.testing.assert_allclose(emb, ref_emb.numpy(), atol=1e-4)
