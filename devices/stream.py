@@ -26,7 +26,6 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 from scipy import signal
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from jepa_edge.data.errors import DataError
 from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
@@ -93,6 +92,7 @@ class PolyphaseResampler:
         h = np.concatenate([h, np.zeros(self.taps * self.up - len(h))])
         # phases[p, t] multiplies input i_hi - t for an output whose upsampled position j has j % up == p
         self._phases = h.reshape(self.taps, self.up).T.copy()
+        self._phases_oldest_first = self._phases[:, ::-1].copy()
         # history of the last `taps` inputs; zeros before the start, exactly as resample_poly pads
         self._hist = np.zeros((leads, self.taps))
         self._hist_flags = np.zeros(self.taps, dtype=np.uint8)
@@ -112,11 +112,15 @@ class PolyphaseResampler:
         j = (m + self._offset) * self.down
         i_hi = j // self.up
         base = available - self._hist.shape[1]  # absolute index of hist[:, 0]
-        idx = (i_hi - base)[:, None] - np.arange(self.taps)[None, :]  # (M, taps)
-        gathered = self._hist[:, idx]  # (leads, M, taps)
-        coeffs = self._phases[j % self.up]  # (M, taps)
-        y = (gathered * coeffs[None]).sum(axis=-1)
-        flags = np.bitwise_or.reduce(self._hist_flags[idx], axis=-1)
+        first = i_hi - base - self.taps + 1  # oldest input each output uses, as a history column
+        runs = np.lib.stride_tricks.sliding_window_view(self._hist, self.taps, axis=1)  # (leads, K, taps) view
+        gathered = runs[:, first]  # (leads, M, taps), oldest input first
+        y = np.einsum("lmt,mt->lm", gathered, self._phases_oldest_first[j % self.up])
+        if self._hist_flags.any():
+            flag_runs = np.lib.stride_tricks.sliding_window_view(self._hist_flags, self.taps)
+            flags = np.bitwise_or.reduce(flag_runs[first], axis=-1)
+        else:
+            flags = np.zeros(len(m), dtype=np.uint8)
         self.produced = stop
         return y, flags
 
@@ -162,7 +166,7 @@ class QualityConfig:
     window; 0.1 mV of added white noise gives ~0.065 mV.
     """
 
-    flat_ptp_mv: float = 0.01  # a lead varying less than this within a `flat_s` segment is off / flat
+    flat_ptp_mv: float = 0.01  # a lead varying less than this over `flat_s` is off / flat
     flat_s: float = 1.0
     saturation_mv: float | None = None  # |x| >= this counts as saturated when the source gives no ADC rails
     saturation_max_fraction: float = 0.01  # more saturated samples than this fraction flags the window
@@ -587,12 +591,16 @@ class StreamClassifier:
         sat = int(np.count_nonzero(flags & FLAG_SATURATED))
         if sat > q.saturation_max_fraction * n:
             out["saturation"] = {"samples": sat}
-        seg = max(2, int(round(q.flat_s * self.pre.fs)))
-        if n >= seg:  # peak-to-peak over every run of `seg` samples (sliding), per lead
-            run_ptp = (maximum_filter1d(raw, seg, axis=-1, mode="nearest")
-                       - minimum_filter1d(raw, seg, axis=-1, mode="nearest"))
-            inner = run_ptp[:, seg // 2 : n - (seg - 1) // 2]  # runs that lie fully inside the window
-            flat = [self.pre.leads[i] for i in np.flatnonzero((inner < q.flat_ptp_mv).any(axis=1))]
+        # flat runs: peak-to-peak over blocks of flat_s/4, combined over 4 consecutive blocks (= flat_s);
+        # every flat run of >= 1.25 * flat_s is caught, none shorter than flat_s is
+        block = max(1, int(round(q.flat_s * self.pre.fs / 4)))
+        blocks = n // block
+        if blocks >= 4:
+            b = raw[:, : blocks * block].reshape(raw.shape[0], blocks, block)
+            bmax, bmin = b.max(axis=-1), b.min(axis=-1)
+            run_max = np.maximum.reduce([bmax[:, k : blocks - 3 + k] for k in range(4)])
+            run_min = np.minimum.reduce([bmin[:, k : blocks - 3 + k] for k in range(4)])
+            flat = [self.pre.leads[i] for i in np.flatnonzero(((run_max - run_min) < q.flat_ptp_mv).any(axis=1))]
             if flat:
                 out["flatline"] = {"leads": flat}
         hf = np.sqrt(np.mean(np.diff(raw, n=2, axis=-1) ** 2, axis=-1) / 6.0)
