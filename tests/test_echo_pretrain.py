@@ -19,7 +19,7 @@ from jepa_edge.data.echo import EchoPreprocessing, EchoVideo
 from jepa_edge.data.synthetic_echo import SyntheticEchoConfig, synthetic_dataset, write_synthetic_echonet
 from jepa_edge.jepa.trainer import PretrainConfig, pretrain
 from jepa_edge.models.checkpoint import load_classifier, load_encoder
-from jepa_edge.tasks.echo import EchoProbeConfig, extract_tokens, fit_probe, probe_echonet
+from jepa_edge.tasks.echo import EchoProbeConfig, extract_tokens, fit_probe, probe_echonet, robustness
 
 EXTRA = {"videos": 16, "frames": 8, "fps": 4.0, "size": 48, "seconds": 2.25}
 PRE = EchoPreprocessing(frames=8, fps=4.0, size=48)
@@ -64,6 +64,22 @@ def test_ef_probe_beats_predicting_the_mean(echo_run: Path) -> None:
     held_out = probe.evaluate(tokens[90:], ef[90:])
     assert held_out["mae"] < 0.9 * held_out["mae_predict_mean"], held_out
     assert held_out["r2"] > 0.1, held_out
+    test_videos = [EchoVideo(v.frames, v.fps) for v in videos[90:]]
+    curve = robustness(encoder, probe, test_videos, ef[90:], PRE)
+    assert curve["clean"]["mae"] < curve["clean"]["mae_predict_mean"]  # centre clips: another cardiac phase
+    assert set(curve) == {"clean", *(f"{k}-{lv}" for k in ("depth", "shadow") for lv in (1, 2, 3))}
+    assert all(np.isfinite(m["mae"]) for m in curve.values())
+    assert curve["depth-3"]["mae"] != curve["clean"]["mae"]  # the perturbation reaches the model
+
+
+def test_perturbation_augmentation_is_seeded() -> None:
+    from jepa_edge.jepa.echo_task import EchoClips, synthetic_videos
+
+    videos = synthetic_videos(2, PRE, seed=4, seconds=2.25)
+    plain, augmented = EchoClips(videos, PRE), EchoClips(videos, PRE, perturb_prob=1.0, seed=3)
+    item = (1, 2)
+    assert not torch.equal(plain[item], augmented[item])
+    torch.testing.assert_close(augmented[item], EchoClips(videos, PRE, perturb_prob=1.0, seed=3)[item])
 
 
 def test_cli_synth_probe_and_classifier(echo_run: Path, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.echo import EchoPreprocessing, load_videos, read_echonet
+from ..data.echo import EchoPreprocessing, EchoVideo, load_videos, read_echonet
+from ..data.echo_perturb import DEPTH_PRESETS, EchoPerturbation
 from ..data.errors import DataError, SkipReport
 from ..models.checkpoint import load_encoder, save_model
 from ..models.heads import Classifier, build_head
@@ -143,6 +144,34 @@ def save_echo_classifier(out: str | Path, encoder: nn.Module, probe: EchoProbe, 
                         "decode": "EF = logits[:, 0] * std + mean"} if probe.task == "ef" else None),
             **(extra or {})}
     return save_model(out, Classifier(encoder, probe.head), meta)
+
+
+def perturbed_clips(videos: Sequence[EchoVideo], pre: EchoPreprocessing, perturbation: EchoPerturbation | None,
+                    seed: int = 0) -> torch.Tensor:
+    """Centre clips (n, C, T, H, W), each perturbed on its uint8 frames (shadow centre drawn once per video)."""
+    clips = []
+    for i, video in enumerate(videos):
+        idx = pre.frame_indices(video.num_frames, video.fps, max(0, pre.max_start(video.num_frames, video.fps) // 2),
+                                video.path)
+        frames = video.frames[idx]
+        if frames.shape[1] != pre.size or frames.shape[2] != pre.size:
+            frames = pre.resize_frames(frames)
+        if perturbation is not None:
+            frames = perturbation(frames, np.random.default_rng([seed, i]))
+        clips.append(pre.normalise(frames))
+    return torch.stack(clips)
+
+
+def robustness(encoder: nn.Module, probe: EchoProbe, videos: Sequence[EchoVideo], y: np.ndarray,
+               pre: EchoPreprocessing, seed: int = 0) -> dict[str, dict[str, float]]:
+    """EchoJEPA's robustness study: the probe's metrics on clean clips and under every perturbation preset."""
+    results = {"clean": probe.evaluate(extract_tokens(encoder, perturbed_clips(videos, pre, None, seed)), y)}
+    for kind in ("depth", "shadow"):
+        for level in DEPTH_PRESETS:
+            pert = EchoPerturbation(kind, level)
+            tokens = extract_tokens(encoder, perturbed_clips(videos, pre, pert, seed))
+            results[f"{kind}-{level}"] = probe.evaluate(tokens, y)
+    return results
 
 
 @dataclass
