@@ -91,8 +91,9 @@ class Rope3d(nn.Module):
 
     def rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Rotate adjacent channel pairs of x (B, H, N, d) by angles pos (B, N) * omega."""
-        freq = pos.to(x.dtype)[:, None, :, None] * self.omega.to(x.dtype)  # (B, 1, N, d/2)
-        sin, cos = freq.sin().repeat(1, 1, 1, 2), freq.cos().repeat(1, 1, 1, 2)  # tiled as the released weights
+        freq = pos.float()[:, None, :, None] * self.omega  # (B, 1, N, d/2); angles in fp32 even under bf16
+        sin = freq.sin().repeat(1, 1, 1, 2).to(x.dtype)  # tiled (not interleaved) as the released weights
+        cos = freq.cos().repeat(1, 1, 1, 2).to(x.dtype)
         pairs = x.unflatten(-1, (-1, 2))
         turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
         return x * cos + turned * sin
