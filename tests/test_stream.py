@@ -352,3 +352,14 @@ def test_cli_reads_int16_frames_from_stdin(tmp_path: Path, model_dir: Path, reco
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [e["type"] for e in lines] == ["window"] * 3 + ["summary"]
     assert lines[-1]["accounting"]["samples_in"] == int(12 * FS_IN)
+
+
+def test_realtime_replay_is_paced_at_the_sampling_rate(record_path: Path) -> None:
+    import time
+
+    src = record_source(record_path, chunk=90, realtime=True, stop=int(1.5 * FS_IN))
+    t = time.perf_counter()
+    total = sum(len(c) for c in src.chunks)
+    elapsed = time.perf_counter() - t
+    assert total == int(1.5 * FS_IN) == src.total_samples
+    assert elapsed >= 1.5 - 90 / FS_IN - 0.05  # the last chunk is released at t = 1.25 s
