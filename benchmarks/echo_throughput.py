@@ -2,7 +2,7 @@
 
 Measured in one run on this machine:
 1. decode + preprocess: a synthetic 3 s AVI (112 px, 50 fps) is decoded with PyAV and turned into one
-   16-frame, 8 fps clip by `EchoPreprocessing` (what a cart does per clip before the model);
+   16-frame, 8 fps clip by `EchoPreprocessing` (what a cart does per clip before the model), 1 torch thread;
 2. the vit-tiny `VideoEncoder` (tubelet 2x16x16, 3D RoPE, 392 tokens) in eval / no_grad, fp32, at batch 1
    and batch 8, with 1 torch thread and with all threads;
 3. `--pretrain`: the real trainer (`jepa_edge.jepa.trainer.pretrain`) on synthetic echo clips, FLOPs of one
@@ -55,10 +55,12 @@ def cpu_throughput(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         v = synthesize_echo(0, SyntheticEchoConfig(size=112, seconds=3.0), fps=50.0)
         path = write_video(Path(tmp) / "clip.avi", v.frames, v.fps)
+        all_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in one DataLoader worker
         decode_clips_s = rate(lambda: pre(read_video(path)), 1, args.seconds)
+        torch.set_num_threads(all_threads)
     torch.manual_seed(0)
     encoder = VideoEncoder(VideoEncoderSpec(size="vit-tiny", frames=16, image_size=112)).eval()
-    all_threads = torch.get_num_threads()
     model: dict[str, float] = {}
     with torch.inference_mode():
         for threads in sorted({1, all_threads}):
@@ -73,7 +75,7 @@ def cpu_throughput(args: argparse.Namespace) -> dict:
         "model": "vit-tiny", "parameters": count_parameters(encoder), "clip": "3x16x112x112, 392 tokens, fp32",
         "torch_threads_default": all_threads,
         "load_average_1min_at_start": load_at_start,  # shared machine: other jobs compete for the cores
-        "decode_preprocess_clips_per_s": decode_clips_s,
+        "decode_preprocess_clips_per_s": decode_clips_s,  # one process, one torch thread
         "encoder_clips_per_s": model,
         "ratios": {
             "batch8_over_batch1": {t: model[f"threads{t}_batch8"] / model[f"threads{t}_batch1"]
