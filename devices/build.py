@@ -145,7 +145,7 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
             if opts.accuracy_control:
                 from ..quantize import quantize_openvino_with_accuracy_control
 
-                val = build_calibration_set(pre, data, windows=10_000, seed=seed, labels=meta.get("labels"),
+                val = build_calibration_set(pre, data, windows=None, seed=seed, labels=meta.get("labels"),
                                             split="val")
                 result = quantize_openvino_with_accuracy_control(
                     fp32_xml, tmp / "model_int8.xml", calib.windows, val.windows, val.labels,

@@ -88,12 +88,14 @@ def _label_columns(db_classes: tuple[str, ...], wanted: list[str] | None, source
     return [db_classes.index(c) for c in wanted]
 
 
-def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None, windows: int = DEFAULT_WINDOWS,
-                          seed: int = 0, labels: list[str] | None = None, split: str = "train") -> CalibrationSet:
+def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
+                          windows: int | None = DEFAULT_WINDOWS, seed: int = 0, labels: list[str] | None = None,
+                          split: str = "train") -> CalibrationSet:
     """`windows` preprocessed windows from PTB-XL `split` folds under `data` (default: the JEPA_EDGE_DATA
     PTB-XL folder), stratified by the classifier's `labels`. More windows than records -> random crops
-    (when the model window is shorter than a record) or repeats, both seeded."""
-    if windows < 1:
+    (when the model window is shorter than a record) or repeats, both seeded. `windows=None`: every labelled
+    record of the split once (validation sets)."""
+    if windows is not None and windows < 1:
         raise ValueError(f"calibration needs at least one window, got {windows}")
     root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
     if root is None:
@@ -109,7 +111,7 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
         raise DataError(f"{root}: no labelled records in the {split} folds")
     y = y_all[rows][:, cols]
     rng = np.random.default_rng(seed)
-    picks = stratified_picks(y, windows, rng)
+    picks = np.arange(len(rows)) if windows is None else stratified_picks(y, windows, rng)
     unique = np.unique(picks)
     processed: dict[int, np.ndarray] = {}
     names: dict[int, str] = {}

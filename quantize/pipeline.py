@@ -45,7 +45,7 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     pre = EcgPreprocessing.from_dict(meta["preprocessing"])
     step("calibration data")
     calib = build_calibration_set(pre, data, windows=windows, seed=seed, labels=meta.get("labels"))
-    val = build_calibration_set(pre, data, windows=10_000, seed=seed, labels=meta.get("labels"), split="val")
+    val = build_calibration_set(pre, data, windows=None, seed=seed, labels=meta.get("labels"), split="val")
     step("export")
     fp32_onnx = export_onnx(model, out / "model.onnx", opset=opset)
     fp32_xml = export_openvino(fp32_onnx, out / "model_fp32.xml")
