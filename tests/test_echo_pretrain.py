@@ -122,9 +122,26 @@ def test_echo_task_reads_video_folders_and_rejects_bad_options(tmp_path: Path) -
     assert x.shape == (3, 8, 48, 48)
     keep, target = task.masks(2, np.random.default_rng(0))
     assert task.encoder(x[None].expand(2, -1, -1, -1, -1), keep).shape[:2] == keep.shape
+    echonet = build_task(PretrainConfig(modality="echo", model="vit-tiny", data=str(root), extra=EXTRA,
+                                        skip_bad=True))
+    assert len(echonet.windows) == 3 and "TRAIN split" in echonet.meta["data"]["source"]  # val/test stay unseen
     from jepa_edge.data.errors import RecordError
 
     with pytest.raises(RecordError, match=r"broken\.avi: corrupt"):
         build_task(PretrainConfig(modality="echo", data=str(root / "Videos"), extra=EXTRA))
     with pytest.raises(ValueError, match=r"unknown echo option\(s\) in extra: \['frame'\]"):
         build_task(PretrainConfig(modality="echo", extra={"frame": 8}))
+
+
+def test_probe_refuses_an_ecg_encoder(tmp_path: Path) -> None:
+    from jepa_edge.data.errors import DataError
+    from jepa_edge.models.checkpoint import save_model
+    from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
+
+    ecg = EcgEncoder(EcgEncoderSpec(size="vit-tiny"))
+    save_model(tmp_path / "ecg", ecg, {"kind": "encoder", "encoder": ecg.spec.to_dict()})
+    data = write_synthetic_echonet(tmp_path / "d", count=2, config=SyntheticEchoConfig(size=48, seconds=2.2))
+    with pytest.raises(DataError, match=r"ecg: not an echo encoder \(modality 'ecg'\)"):
+        probe_echonet(tmp_path / "ecg", data)
+    with pytest.raises(ValueError, match="unknown echo task"):
+        EchoProbeConfig(task="rvsp")
