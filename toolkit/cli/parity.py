@@ -59,7 +59,7 @@ def parity(
     show_summary(result)
     if not result.passed:
         for failure in result.failures:
-            console.print(f"[bold red]gate failed:[/] {failure.message()}")
+            console.print(f"[bold red]gate failed:[/] {failure.message()}", soft_wrap=True)
         raise typer.Exit(code=GATE_FAILED_EXIT)
     console.print("[bold green]all parity gates passed[/]")
 
@@ -69,7 +69,8 @@ def show_summary(result) -> None:
     from rich.table import Table
 
     table = Table(title=f"parity on {result.data.get('records')} records, folds {result.data.get('folds')}")
-    for col in ("stage", "macro AUC", "vs teacher", "vs student FP32", "agreement", "cosine", "max |dlogit|",
+    table.add_column("stage", no_wrap=True, min_width=24)
+    for col in ("macro AUC", "vs teacher", "vs student FP32", "agreement", "cosine", "max |dlogit|",
                 "batch-1 ms"):
         table.add_column(col)
 
@@ -87,7 +88,7 @@ def show_summary(result) -> None:
                       num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
     console.print(table)
     for name, why in result.skipped.items():
-        console.print(f"[yellow]not run:[/] {name}: {why}")
+        console.print(f"[yellow]not run:[/] {name}: {why}", soft_wrap=True)
     for key in ("bundle_html", "html"):
         if key in result.report_paths:
-            console.print(f"report: {result.report_paths[key]}")
+            console.print(f"report: {result.report_paths[key]}", soft_wrap=True)

@@ -48,13 +48,15 @@ class GateResult:
     limit: float
     direction: str  # "max": value <= limit passes; "min": value >= limit passes
     passed: bool
+    detail: str = ""  # what exactly failed, where the metric alone does not say
 
     def message(self) -> str:
         op = "<=" if self.direction == "max" else ">="
         shown = "missing" if self.value is None else f"{self.value + 0.0:.6g}"  # + 0.0: no "-0"
         verdict = "ok" if self.passed else "FAILED"
-        return (f"stage {self.stage!r}: {self.gate} ({self.metric} vs {self.reference}) = {shown}, "
+        text = (f"stage {self.stage!r}: {self.gate} ({self.metric} vs {self.reference}) = {shown}, "
                 f"limit {op} {self.limit:g} {verdict}")
+        return f"{text} ({self.detail})" if self.detail else text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"message": self.message()}
