@@ -142,6 +142,8 @@ def test_open_bundle_gives_preprocessing_labels_and_an_engine(signed_bundle: Pat
                                atol=ONNX_TOL)
     with pytest.raises(BundleError, match="not an executable artefact"):
         bundle.engine(role="openvino-fp32-bin")
+    with pytest.raises(BundleError, match="'onnx-fp32' runs on onnxruntime, not openvino"):
+        bundle.engine(role="onnx-fp32", backend="openvino")
     with pytest.raises(BundleError, match="no file with role 'tensorrt-engine'"):
         bundle.engine(role="tensorrt-engine")
 

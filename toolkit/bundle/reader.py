@@ -263,6 +263,8 @@ class Bundle:
                 raise BundleError(f"{self.path}: no file with role {role!r} (roles: {sorted(self._entries)})")
             if backend_for_role(chosen) is None:
                 raise BundleError(f"{self.path}: {chosen!r} is not an executable artefact")
+            if backend not in (None, backend_for_role(chosen)):
+                raise BundleError(f"{self.path}: {chosen!r} runs on {backend_for_role(chosen)}, not {backend}")
         else:
             candidates = [r for r in self.runnable_roles() if backend in (None, backend_for_role(r))]
             if not candidates:
@@ -278,7 +280,7 @@ class Bundle:
         weights = chosen[: -len("-xml")] + "-bin" if chosen.endswith("-xml") else None
         if weights in self._entries:
             self._rehash(weights)
-        return _open_engine(target, backend or backend_for_role(chosen) or "", **options)
+        return _open_engine(target, backend_for_role(chosen) or "", **options)
 
 
 def open_bundle(path: str | Path, public_key: PublicKeyLike | None = None, require_signature: bool = False) -> Bundle:
