@@ -74,9 +74,9 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
 
 
-def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
-    """Defaults of `cls`, then the file (if given), then keyword overrides that are not None."""
-    data: dict[str, Any] = {}
+def load_config(cls: type[T], path: str | Path | None = None, base: T | None = None, **overrides: Any) -> T:
+    """Defaults of `cls` (or `base`), then the file (if given), then keyword overrides that are not None."""
+    data: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     if path is not None:
         data.update(_read_mapping(Path(path)))
     data.update({k: v for k, v in overrides.items() if v is not None})
