@@ -336,7 +336,7 @@ def distill_losses(setup: DistillSetup, cfg: DistillConfig, x_student: torch.Ten
 
 
 @torch.no_grad()
-def held_out_feature_loss(setup: DistillSetup, cfg: DistillConfig, device: torch.device, n: int = 16) -> float:
+def fixed_batch_feature_loss(setup: DistillSetup, cfg: DistillConfig, device: torch.device, n: int = 16) -> float:
     """Feature loss on a fixed set of windows (the first n records at offset 0), student in eval mode."""
     was = setup.student.training
     setup.student.eval()
@@ -383,7 +383,7 @@ def distill(cfg: DistillConfig, progress: Progress | None = None, stop_after: in
         if not torch.equal(expected, frozen.digest):
             raise DistillError(f"{latest}: checkpoint was distilled from a different teacher than {cfg.teacher}")
         ckpt.truncate_metrics(out / "metrics.jsonl", start)
-    feature_start = held_out_feature_loss(setup, cfg, device) if start == 0 else None
+    feature_start = fixed_batch_feature_loss(setup, cfg, device) if start == 0 else None
     if feature_start is not None:
         (out / "feature_loss_start.json").write_text(json.dumps({"feature_loss": feature_start}) + "\n")
     elif (out / "feature_loss_start.json").is_file():
@@ -445,7 +445,7 @@ def export_student(setup: DistillSetup, cfg: DistillConfig, out: Path, device: t
 
     student = setup.student.cpu().eval()
     tmeta = setup.teacher_meta
-    feature_end = held_out_feature_loss(setup, cfg, torch.device("cpu"))
+    feature_end = fixed_batch_feature_loss(setup, cfg, torch.device("cpu"))
     labelled = find_ptbxl(cfg.labels_data or cfg.data) if (cfg.evaluate or student.head is None) else None
     metrics: dict[str, Any] | None = None
     if student.head is not None:  # distilled head: teacher's labels; thresholds re-tuned on fold 9 if possible
