@@ -1,0 +1,76 @@
+"""`jepa-edge demo --quick` on real PTB-XL: every stage once, end to end, and its results hold up."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jepa_edge.bundle import open_bundle, verify_bundle
+from jepa_edge.cli import app
+from jepa_edge.cli.bench import bench_bundle
+from jepa_edge.pipeline import DemoConfig, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("demo")
+    return run_demo(DemoConfig.quick(data=str(ptbxl_dir), out=str(out)), say=lambda msg: None)
+
+
+def test_demo_bundles_verify_and_pass_parity_gates(demo_run) -> None:
+    assert not demo_run.synthetic
+    assert demo_run.verified == {"cart-cpu": True, "jetson": True}
+    for bundle in demo_run.bundles.values():
+        assert verify_bundle(bundle).ok
+    assert demo_run.parity_passed, demo_run.failures
+    assert set(open_bundle(demo_run.bundles["cart-cpu"]).roles) >= {"openvino-int8-xml", "openvino-fp32-xml"}
+    assert "onnx-qdq" in open_bundle(demo_run.bundles["jetson"]).roles
+
+
+def test_demo_report_and_stream(demo_run) -> None:
+    html = demo_run.report.read_text()
+    images = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):  # noqa: D102
+            if tag == "img":
+                images.append(dict(attrs)["src"])
+
+    Images().feed(html)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    acc = demo_run.stream_summary["accounting"]
+    assert acc["ok"] and acc["samples_in"] == acc["samples_consumed"] == 3 * 5000
+    assert demo_run.stream_summary["classified"] == 21  # 30 s of test records, 10 s window, 1 s hop
+    saved = json.loads((Path(demo_run.bundles["cart-cpu"]).parent / "demo.json").read_text())
+    assert set(saved["result"]["timings"]) >= {"pretrain", "probe", "distill", "parity", "stream"}
+
+
+def test_bench_times_every_local_artefact(demo_run) -> None:
+    rows = bench_bundle(demo_run.bundles["jetson"], runs=3)
+    assert {r["role"] for r in rows} >= {"onnx-fp32", "onnx-qdq"}
+    assert all(r["p50_ms"] > 0 for r in rows if "skipped" not in r)
+
+
+def test_demo_cli_refuses_a_folder_without_ptbxl(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["demo", "--quick", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no PTB-XL folder" in res.output
+
+
+def test_without_real_data_the_demo_uses_a_loudly_synthetic_set(tmp_path: Path, monkeypatch) -> None:
+    from jepa_edge.data.ptbxl import PtbXl
+    from jepa_edge.data.synthetic_ecg import is_synthetic
+    from jepa_edge.pipeline import resolve_demo_data
+
+    monkeypatch.setenv("JEPA_EDGE_DATA", str(tmp_path / "nothing-here"))
+    said: list[str] = []
+    data, synthetic = resolve_demo_data(DemoConfig(out=str(tmp_path), synthetic_records=30), said.append)
+    assert synthetic and is_synthetic(data) and "SYNTHETIC" in said[0]
+    train = PtbXl(data).load("superdiagnostic", split="train")
+    assert train.classes == ("BRADY", "NORM", "TACHY") and train.signals.shape[1:] == (12, 5000)
+    assert train.labels.sum(axis=1).tolist() == [1.0] * len(train)  # one rate class per record
+    again, _ = resolve_demo_data(DemoConfig(out=str(tmp_path), synthetic_records=30), said.append)
+    assert again == data  # cached: the second demo does not simulate again
