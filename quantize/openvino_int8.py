@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..runtimes.export import save_ir
+from ..runtimes.signal_stack import stable_signal_stack
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def _items(windows: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(w[None], dtype=np.float32) for w in windows]
 
 
+@stable_signal_stack()
 def quantize_openvino(fp32_xml: str | Path, out_xml: str | Path, windows: np.ndarray,
                       recipe: OpenVinoRecipe | None = None) -> Path:
     """FP32 IR + calibration windows -> INT8 IR (FP32 weights elsewhere, no FP16 compression)."""
@@ -78,6 +80,7 @@ def quantize_openvino(fp32_xml: str | Path, out_xml: str | Path, windows: np.nda
     return save_ir(quantized, out_xml)
 
 
+@stable_signal_stack()
 def quantize_openvino_with_accuracy_control(
     fp32_xml: str | Path, out_xml: str | Path, windows: np.ndarray, val_windows: np.ndarray, val_labels: np.ndarray,
     max_drop: float, recipe: OpenVinoRecipe | None = None, max_num_iterations: int = 8,

@@ -21,6 +21,7 @@ from torch import nn
 from ..io import atomic_write_bytes
 from ..models.checkpoint import load_classifier
 from .base import INPUT_NAME, OUTPUT_NAMES, EngineError
+from .signal_stack import stable_signal_stack
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def export_openvino(onnx_path: str | Path, out_xml: str | Path, compress_to_fp16
     import openvino as ov
 
     out_xml = Path(out_xml)
-    model = ov.convert_model(str(onnx_path))
+    with stable_signal_stack():
+        model = ov.convert_model(str(onnx_path))
     save_ir(model, out_xml, compress_to_fp16=compress_to_fp16)
     return out_xml
 

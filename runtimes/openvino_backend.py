@@ -11,6 +11,7 @@ import numpy as np
 import openvino as ov
 
 from .base import OUTPUT_NAMES, EngineError, as_input
+from .signal_stack import stable_signal_stack
 
 PRECISIONS = ("f32", "bf16", "f16", "default")
 
@@ -52,19 +53,20 @@ class OpenVinoEngine:
         path = Path(path)
         if precision not in PRECISIONS:
             raise EngineError(f"{path}: precision {precision!r} unknown; choose from {PRECISIONS}")
-        core = ov.Core()
-        try:
-            model = core.read_model(str(path))
-        except Exception as exc:
-            raise EngineError(f"{path}: OpenVINO cannot read it ({exc})") from exc
-        default_hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if precision != "default":
-            config["INFERENCE_PRECISION_HINT"] = precision
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        compiled = core.compile_model(model, device, config)
-        return cls(compiled, path, ir_precision(model), default_hint, precision, threads, device)
+        with stable_signal_stack():
+            core = ov.Core()
+            try:
+                model = core.read_model(str(path))
+            except Exception as exc:
+                raise EngineError(f"{path}: OpenVINO cannot read it ({exc})") from exc
+            default_hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
+            config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+            if precision != "default":
+                config["INFERENCE_PRECISION_HINT"] = precision
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = int(threads)
+            compiled = core.compile_model(model, device, config)
+            return cls(compiled, path, ir_precision(model), default_hint, precision, threads, device)
 
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         arr = as_input(x, self.input_shape, self.path)
