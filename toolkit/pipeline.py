@@ -34,7 +34,7 @@ class DemoConfig:
     probe_epochs: int = 150
     distill_steps: int = 300
     distill_batch: int = 32
-    calibration_windows: int = 200
+    calibration_windows: int = 300
     synthetic_records: int = 240
     parity_boot: int = 500
     sweep: bool = True
@@ -45,8 +45,8 @@ class DemoConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> DemoConfig:
         """Reduced setting for CI: every stage runs once end to end, on fewer steps."""
-        base = dict(teacher="vit-tiny", pretrain_steps=60, pretrain_batch=16, probe_epochs=80, distill_steps=60,
-                    distill_batch=16, calibration_windows=64, synthetic_records=90, parity_boot=200, sweep=False,
+        base = dict(teacher="vit-tiny", pretrain_steps=60, pretrain_batch=16, probe_epochs=80, distill_steps=100,
+                    distill_batch=16, calibration_windows=256, synthetic_records=90, parity_boot=200, sweep=False,
                     stream_records=3)
         return cls(**(base | overrides))
 
