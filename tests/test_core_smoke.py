@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+
 from jepa_edge.data.datasets import preprocess_set
 from jepa_edge.data.preprocess import EcgPreprocessing
 from jepa_edge.models.checkpoint import load_classifier

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import signal
+
 from jepa_edge.data.ecg_perturb import (
     KINDS,
     PerturbationError,
@@ -13,7 +15,6 @@ from jepa_edge.data.ecg_perturb import (
     perturb,
     powerline,
 )
-from scipy import signal
 
 
 @pytest.fixture(scope="module")

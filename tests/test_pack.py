@@ -29,7 +29,7 @@ def mixed_pack(ptbxl_dir: Path, mitdb_dir: Path, tmp_path_factory: pytest.TempPa
     mitdb.mkdir()
     for name in ("100", "101", "102", "103", "104", "105"):
         for ext in (".hea", ".dat"):
-            (mitdb / f"{name}{ext}").symlink_to(mitdb_dir / f"{name}{ext}")
+            (mitdb / f"{name}{ext}").symlink_to((mitdb_dir / f"{name}{ext}").resolve())
     out = base / "pack"
     cfg = PackConfig(leads=MIXED_LEADS, dtype="float32", records_per_shard=4, workers=2, max_records_per_source=16)
     pack([ptbxl_dir, mitdb], out, cfg)
