@@ -45,7 +45,9 @@ class QdqRecipe:
     op_types: tuple[str, ...] = ("MatMul", "Gemm")
     per_channel: bool = True
     quantize_attention_matmuls: bool = False
-    calibrate_method: str = "minmax"
+    # activation ranges at the 99.999th percentile of |x|: on the demo student it left a third of minmax's
+    # AUC change and a smaller max logit error (clipped outliers cost less than a coarser step everywhere)
+    calibrate_method: str = "percentile"
     batch_size: int = 16
     nodes_to_exclude: tuple[str, ...] = ()
 
@@ -131,7 +133,9 @@ def quantize_qdq(fp32_onnx: str | Path, out: str | Path, windows: np.ndarray,
     with tempfile.TemporaryDirectory(prefix="jepa-qdq-") as tmp:
         tmp_out = Path(tmp) / "model.qdq.onnx"
         quantize_static(
-            str(fp32_onnx), str(tmp_out), WindowReader(windows, recipe.batch_size),
+            # histogram calibrators stack per-batch arrays, so their batches must all be one size
+            str(fp32_onnx), str(tmp_out),
+            WindowReader(windows, recipe.batch_size if recipe.calibrate_method == "minmax" else 1),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(recipe.op_types),
             per_channel=recipe.per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded, calibrate_method=CALIBRATION_METHODS[recipe.calibrate_method],

@@ -112,6 +112,13 @@ def test_bad_recipe_inputs(int8_artifacts, ecg_windows, tmp_path):
         QdqRecipe(calibrate_method="magic")
 
 
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_every_calibration_method_takes_a_ragged_last_batch(int8_artifacts, ecg_windows, tmp_path, method):
+    windows = ecg_windows[0].windows[:21]  # 16 + 5: histogram calibrators once choked on the short batch
+    result = quantize_qdq(int8_artifacts["fp32_onnx"], tmp_path / "q.onnx", windows, QdqRecipe(calibrate_method=method))
+    assert result.quantized_nodes and result.recipe.to_dict()["calibrate_method"] == method
+
+
 # -- OpenVINO INT8 ------------------------------------------------------------------------------------------------
 
 
