@@ -1,7 +1,8 @@
 """Accuracy parity of the demo-sized pipeline on real PTB-XL, every stage in one run, full table + JSON.
 
-Chain (all real, all on ../shared/data): JEPA-pretrain a vit-xs teacher on PTB-XL folds 1-8 -> linear probe
-(thresholds on fold 9) -> distil a vit-tiny student -> build a cart-cpu bundle (OpenVINO INT8) and a jetson
+Chain (all real, all on ../shared/data), trained by the demo's own `demo_models` with `DemoConfig`'s sizes and
+steps (`--quick`: the CI setting): JEPA-pretrain the teacher (vit-xs) on PTB-XL folds 1-8 -> linear probe
+(thresholds on fold 9) -> distil the vit-tiny student -> build a cart-cpu bundle (OpenVINO INT8) and a jetson
 bundle (Q/DQ ONNX, run here on onnxruntime) -> `run_parity` on folds 9+10 pooled for each bundle: teacher FP32
 (torch) -> student FP32 (torch) -> student FP32 exports -> student INT8 per back end, with paired bootstrap
 CIs, gates, perturbation sweep and golden re-check. Prints one row per stage and the gate verdicts; the
@@ -25,32 +26,6 @@ from typing import Any
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def demo_models(work: Path, data: Path, teacher_size: str, teacher_steps: int, student_size: str,
-                distill_steps: int) -> tuple[Path, Path, dict[str, float]]:
-    """Teacher classifier (pretrain + linear probe) and distilled student classifier folders."""
-    from jepa_edge.distill.trainer import DistillConfig, distill
-    from jepa_edge.jepa.trainer import PretrainConfig, pretrain
-    from jepa_edge.tasks.probe import train_probe
-
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    _log(f"pretrain {teacher_size} teacher, {teacher_steps} steps")
-    run = pretrain(PretrainConfig(data=str(data), model=teacher_size, steps=teacher_steps, batch_size=16,
-                                  warmup_steps=max(1, teacher_steps // 10), checkpoint_every=teacher_steps,
-                                  log_every=10, out=str(work / "pretrain"), lr=5e-4))
-    times["pretrain_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    _log("linear probe on the frozen teacher")
-    teacher = train_probe(run, data, task="ptbxl-super", out=work / "teacher").model_dir
-    times["probe_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    _log(f"distil {student_size} student, {distill_steps} steps")
-    student = distill(DistillConfig(teacher=str(teacher), student=student_size, data=str(data),
-                                    out=str(work / "distill"), steps=distill_steps, n_boot=100))
-    times["distill_s"] = time.perf_counter() - t
-    return Path(teacher), Path(student), times
 
 
 def table(name: str, result: Any) -> list[str]:
@@ -98,12 +73,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="PTB-XL folder or data root ($JEPA_EDGE_DATA)")
     parser.add_argument("--teacher", type=Path, help="reuse a teacher classifier folder")
     parser.add_argument("--student", type=Path, help="reuse a student classifier folder")
-    parser.add_argument("--teacher-size", default="vit-xs")
-    parser.add_argument("--teacher-steps", type=int, default=60)
-    parser.add_argument("--student-size", default="vit-tiny")
-    parser.add_argument("--distill-steps", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="the demo's reduced CI setting (DemoConfig.quick)")
+    parser.add_argument("--teacher-size", help="default: the demo's (DemoConfig)")
+    parser.add_argument("--teacher-steps", type=int, help="default: the demo's pretraining steps")
+    parser.add_argument("--student-size", help="default: the demo's")
+    parser.add_argument("--distill-steps", type=int, help="default: the demo's")
     parser.add_argument("--targets", default="cart-cpu,jetson")
-    parser.add_argument("--calibration-windows", type=int, default=300)
+    parser.add_argument("--calibration-windows", type=int, help="default: the demo's")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--work", type=Path, help="keep models, bundles and HTML reports here")
@@ -114,6 +90,12 @@ def main() -> None:
     from jepa_edge.devices.build import build_bundle
     from jepa_edge.parity import ParityConfig, run_parity
     from jepa_edge.parity.run import plain_json
+    from jepa_edge.pipeline import DemoConfig, demo_models
+
+    overrides = {k: v for k, v in {"teacher": args.teacher_size, "pretrain_steps": args.teacher_steps,
+                                   "student": args.student_size, "distill_steps": args.distill_steps,
+                                   "calibration_windows": args.calibration_windows}.items() if v is not None}
+    demo = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
 
     ptbxl = find_ptbxl(args.data)
     if ptbxl is None:
@@ -126,8 +108,11 @@ def main() -> None:
     if args.teacher and args.student:
         teacher, student = args.teacher, args.student
     else:
-        teacher, student, times = demo_models(work, ptbxl, args.teacher_size, args.teacher_steps, args.student_size,
-                                              args.distill_steps)
+        t = time.perf_counter()
+        _log(f"demo models: {demo.teacher} teacher ({demo.pretrain_steps} steps) -> {demo.student} student "
+             f"({demo.distill_steps} steps)")
+        _, teacher, student = demo_models(demo, ptbxl, work)
+        times["models_s"] = time.perf_counter() - t
         teacher, student = args.teacher or teacher, args.student or student
     results: dict[str, Any] = {}
     lines: list[str] = []
@@ -135,7 +120,7 @@ def main() -> None:
         t = time.perf_counter()
         _log(f"build {target} bundle")
         bundle = build_bundle(student, target, work / f"bundle-{target}", data=ptbxl,
-                              calibration_windows=args.calibration_windows)
+                              calibration_windows=demo.calibration_windows, seed=demo.seed)
         times[f"build_{target}_s"] = time.perf_counter() - t
         t = time.perf_counter()
         _log(f"parity {target}")
@@ -148,7 +133,9 @@ def main() -> None:
         doc["bundle"] = str(bundle)
         results[target] = doc
     print("\n".join(lines))
-    out = {"benchmark": "parity", "command": " ".join(sys.argv), "teacher": str(teacher), "student": str(student),
+    demo_cfg = {k: v for k, v in vars(demo).items() if k != "timings"}
+    out = {"benchmark": "parity", "command": " ".join(sys.argv), "demo_config": demo_cfg,
+           "teacher": str(teacher), "student": str(student),
            "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": sys.version},
            "times_s": times | {"total_s": time.perf_counter() - started}, "results": results,
            "passed": all(r["passed"] for r in results.values()), "table": lines}

@@ -104,14 +104,36 @@ def _stream_excerpt(data: Path, bundle: Path, records: int) -> dict[str, Any]:
     return clf.summary()
 
 
-def run_demo(cfg: DemoConfig, step: Step | None = None, say: Callable[[str], None] = print) -> DemoResult:
-    from jepa_edge.devices.build import build_bundle
+def demo_models(cfg: DemoConfig, data: Path, out: Path,
+                timed: Callable[[str, Callable[[], Any]], Any] | None = None) -> tuple[Path, Path, Path]:
+    """The model half of the demo: pretrain the teacher, probe it, distil the student. Returns (teacher encoder,
+    teacher classifier, student classifier); benchmarks/parity.py calls this too, so both train the same models."""
     from jepa_edge.distill import DistillConfig, distill
 
-    from .bundle import verify_bundle
     from .jepa.trainer import PretrainConfig, pretrain
-    from .parity.run import ParityConfig, run_parity
     from .tasks.probe import train_probe
+
+    run = timed or (lambda name, fn: fn())
+    task = "ptbxl-super"
+    pre_cfg = PretrainConfig(data=str(data), model=cfg.teacher, steps=cfg.pretrain_steps,
+                             batch_size=cfg.pretrain_batch, warmup_steps=max(1, cfg.pretrain_steps // 10),
+                             checkpoint_every=cfg.pretrain_steps,
+                             out=str(out / "teacher"), seed=cfg.seed, lr=5e-4)
+    teacher_encoder = run("pretrain", lambda: pretrain(pre_cfg) / "encoder")
+    probe = run("probe", lambda: train_probe(teacher_encoder, data, task=task, out=out / "teacher-probe",
+                                             epochs=cfg.probe_epochs, seed=cfg.seed))
+    dist_cfg = DistillConfig(teacher=str(probe.model_dir), student=cfg.student, data=str(data),
+                             out=str(out / "student"), steps=cfg.distill_steps, batch_size=cfg.distill_batch,
+                             task=task, seed=cfg.seed, checkpoint_every=cfg.distill_steps)
+    student = run("distill", lambda: distill(dist_cfg))
+    return Path(teacher_encoder), Path(probe.model_dir), Path(student)
+
+
+def run_demo(cfg: DemoConfig, step: Step | None = None, say: Callable[[str], None] = print) -> DemoResult:
+    from jepa_edge.devices.build import build_bundle
+
+    from .bundle import verify_bundle
+    from .parity.run import ParityConfig, run_parity
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,18 +148,7 @@ def run_demo(cfg: DemoConfig, step: Step | None = None, say: Callable[[str], Non
         return value
 
     data, synthetic = timed("data", lambda: resolve_demo_data(cfg, say))
-    task = "ptbxl-super"
-    pre_cfg = PretrainConfig(data=str(data), model=cfg.teacher, steps=cfg.pretrain_steps,
-                             batch_size=cfg.pretrain_batch, warmup_steps=max(1, cfg.pretrain_steps // 10),
-                             checkpoint_every=cfg.pretrain_steps,
-                             out=str(out / "teacher"), seed=cfg.seed, lr=5e-4)
-    teacher_encoder = timed("pretrain", lambda: pretrain(pre_cfg) / "encoder")
-    probe = timed("probe", lambda: train_probe(teacher_encoder, data, task=task, out=out / "teacher-probe",
-                                               epochs=cfg.probe_epochs, seed=cfg.seed))
-    dist_cfg = DistillConfig(teacher=str(probe.model_dir), student=cfg.student, data=str(data),
-                             out=str(out / "student"), steps=cfg.distill_steps, batch_size=cfg.distill_batch,
-                             task=task, seed=cfg.seed, checkpoint_every=cfg.distill_steps)
-    student = timed("distill", lambda: distill(dist_cfg))
+    teacher_encoder, teacher_classifier, student = demo_models(cfg, data, out, timed)
     bundles = {
         target: timed(f"build {target}", lambda target=target: build_bundle(
             student, target, out / f"bundle-{target}", data=data, calibration_windows=cfg.calibration_windows,
@@ -145,12 +156,12 @@ def run_demo(cfg: DemoConfig, step: Step | None = None, say: Callable[[str], Non
         for target in ("cart-cpu", "jetson")
     }
     parity_cfg = ParityConfig(n_boot=cfg.parity_boot, sweep=cfg.sweep, seed=cfg.seed, out=str(out / "parity"))
-    parity = timed("parity", lambda: run_parity(probe.model_dir, bundles["cart-cpu"], data, student=student,
+    parity = timed("parity", lambda: run_parity(teacher_classifier, bundles["cart-cpu"], data, student=student,
                                                 cfg=parity_cfg, extra_stages=_jetson_stage(bundles["jetson"])))
     verified = timed("verify", lambda: {k: verify_bundle(b).ok for k, b in bundles.items()})
     summary = timed("stream", lambda: _stream_excerpt(data, bundles["cart-cpu"], cfg.stream_records))
     result = DemoResult(
-        data=data, synthetic=synthetic, teacher_encoder=teacher_encoder, teacher_classifier=probe.model_dir,
+        data=data, synthetic=synthetic, teacher_encoder=teacher_encoder, teacher_classifier=teacher_classifier,
         student=student, bundles=bundles, report=Path(parity.report_paths["bundle_html"]),
         parity_passed=parity.passed, failures=[f.message() for f in parity.failures], verified=verified,
         stream_summary=summary, timings=timings,
