@@ -9,7 +9,8 @@ Measured in one run on this machine, on real PTB-XL records (JEPA_EDGE_DATA or .
    DataLoader worker is), then the real DataLoader (StepBatchSampler over the EpochPlan, batches of
    `--batch`) with one worker process and with `--workers` processes: this includes collation and the
    shared-memory hand-over to the training process, which costs more than the fetch itself;
-4. the demand of one H100 in vit-b ECG JEPA pretraining. No GPU in this session unless `--device cuda`:
+4. the demand of one H100 in vit-b ECG JEPA pretraining, computed, not measured (on a GPU,
+   benchmarks/pretrain_throughput.py --model vit-b measures it):
    the FLOPs of one training step per sample are counted with torch's FlopCounterMode on the real
    modules (shared with benchmarks/pretrain_throughput.py) and turned into samples/s at an ASSUMED 45 %
    MFU of 989 TFLOP/s (H100 SXM bf16 dense). The loader side scales the measured rate of a DataLoader

@@ -6,7 +6,8 @@ windows, 1 s hop, on one thread (torch.set_num_threads(1), engine threads 1). Co
   - int8-openvino: the same student as NNCF INT8 IR on OpenVINO,
   - fp32: the same student, FP32 ONNX on onnxruntime,
   - dsp-only: a zero-cost engine, i.e. everything but inference (resample, filter, ring, quality, events).
-Without --student the student is a seeded 2-lead vit-tiny classifier (speed does not depend on the weights).
+Without --student the student is a seeded 2-lead vit-tiny classifier (speed does not depend on the weights);
+`--patch 125` gives it 40 tokens per 10 s instead of 200 (distillation's "fewer tokens" option).
 Real-time factor = seconds of ECG / seconds of processing. Goal: RTF >= 2000 for INT8 (the faster INT8 engine
 is compared with it; FP32 only if no INT8 engine could be built, and then printed as such).
 
@@ -43,7 +44,7 @@ class NullEngine:
         return {"backend": "none", "precision": "n/a", "threads": 0}
 
 
-def _student(out: Path) -> Path:
+def _student(out: Path, patch: int = 25) -> Path:
     import torch
 
     from jepa_edge.data.preprocess import EcgPreprocessing
@@ -52,7 +53,7 @@ def _student(out: Path) -> Path:
     from jepa_edge.models.heads import Classifier, LinearHead
 
     torch.manual_seed(0)
-    enc = EcgEncoder(EcgEncoderSpec("vit-tiny", leads=2))
+    enc = EcgEncoder(EcgEncoderSpec("vit-tiny", leads=2, patch=patch))
     model = Classifier(enc, LinearHead(enc.dim, 5)).eval()
     meta = {"kind": "classifier", "encoder": enc.spec.to_dict(), "head": {"kind": "linear", "dim": enc.dim,
                                                                          "num_outputs": 5},
@@ -86,6 +87,8 @@ def _replay(clf, record: Path, seconds: float | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--student", type=Path, help="a 2-lead classifier model folder (default: seeded vit-tiny)")
+    ap.add_argument("--patch", type=int, default=25,
+                    help="samples per token of the seeded student (25: 200 tokens per 10 s; 125: 40 tokens)")
     ap.add_argument("--records", default="101,106,119", help="MIT-BIH records (need MLII and V1)")
     ap.add_argument("--seconds", type=float, default=600.0, help="seconds replayed per record (0 = whole record)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/stream.json"))
@@ -109,7 +112,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="jepa-stream-bench-") as tmp:
         tmp = Path(tmp)
-        student = args.student or _student(tmp / "student")
+        student = args.student or _student(tmp / "student", args.patch)
         clf0 = StreamClassifier.from_model_dir(student)
         pre, labels = clf0.pre, clf0.labels
         thresholds = read_meta(student).get("thresholds")
@@ -176,7 +179,8 @@ def main() -> None:
         results["dsp-only"]["processing_s"] / results[main_cfg]["processing_s"], 3)
     for k, v in ratios.items():
         print(f"{k}: {v}")
-    report = {"benchmark": "stream", "goal_rtf": GOAL_RTF, "measured": main_cfg, "notes": notes,
+    report = {"benchmark": "stream", "goal_rtf": GOAL_RTF, "measured": main_cfg, "notes": notes, "command": sys.argv,
+              "tokens_per_window": read_meta(student)["encoder"]["samples"] // read_meta(student)["encoder"]["patch"],
               "window_s": pre.window_s, "hop_s": pre.hop_s, "fs_model": pre.fs, "leads": list(pre.leads),
               "records": [r.name for r in records], "seconds_per_record": args.seconds, "threads": 1,
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
