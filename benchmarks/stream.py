@@ -116,6 +116,7 @@ def main() -> None:
         clf0 = StreamClassifier.from_model_dir(student)
         pre, labels = clf0.pre, clf0.labels
         thresholds = read_meta(student).get("thresholds")
+        tokens = read_meta(student)["encoder"]["samples"] // read_meta(student)["encoder"]["patch"]
         fp32 = export_classifier_onnx(student, tmp / "student.onnx")
         engines: dict[str, object] = {}
         notes: list[str] = []
@@ -180,7 +181,7 @@ def main() -> None:
     for k, v in ratios.items():
         print(f"{k}: {v}")
     report = {"benchmark": "stream", "goal_rtf": GOAL_RTF, "measured": main_cfg, "notes": notes, "command": sys.argv,
-              "tokens_per_window": read_meta(student)["encoder"]["samples"] // read_meta(student)["encoder"]["patch"],
+              "tokens_per_window": tokens,
               "window_s": pre.window_s, "hop_s": pre.hop_s, "fs_model": pre.fs, "leads": list(pre.leads),
               "records": [r.name for r in records], "seconds_per_record": args.seconds, "threads": 1,
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
