@@ -17,7 +17,7 @@ from ..data.ecg import read_record
 from ..data.errors import DataError
 from ..data.paths import find_ptbxl
 from ..data.preprocess import EcgPreprocessing
-from ..data.ptbxl import SPLIT_FOLDS, SUPERCLASSES, PtbXl
+from ..data.ptbxl import SPLIT_FOLDS, PtbXl
 
 DEFAULT_WINDOWS = 300
 
@@ -100,9 +100,10 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
     root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
     if root is None:
         raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) for calibration data")
-    label_set = "superdiagnostic" if not labels or set(labels) <= set(SUPERCLASSES) else "all"
     db = PtbXl(root)
-    y_all, db_classes = db.labels(label_set)
+    y_all, db_classes = db.labels("superdiagnostic")  # the classifier's labels name their label set
+    if labels and not set(labels) <= set(db_classes):
+        y_all, db_classes = db.labels("all")
     cols = _label_columns(db_classes, labels, root)
     if split not in SPLIT_FOLDS:
         raise DataError(f"unknown split {split!r}; choose from {sorted(SPLIT_FOLDS)}")

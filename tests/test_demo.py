@@ -74,3 +74,10 @@ def test_without_real_data_the_demo_uses_a_loudly_synthetic_set(tmp_path: Path, 
     assert train.labels.sum(axis=1).tolist() == [1.0] * len(train)  # one rate class per record
     again, _ = resolve_demo_data(DemoConfig(out=str(tmp_path), synthetic_records=30), said.append)
     assert again == data  # cached: the second demo does not simulate again
+    # the build calibrates on it with the classifier's own labels (once refused as "not PTB-XL classes")
+    from jepa_edge.data.preprocess import EcgPreprocessing
+    from jepa_edge.quantize import build_calibration_set
+
+    calib = build_calibration_set(EcgPreprocessing(), data, windows=12, labels=["BRADY", "NORM", "TACHY"])
+    assert calib.windows.shape == (12, 12, 5000) and calib.classes == ("BRADY", "NORM", "TACHY")
+    assert calib.labels.sum(axis=0).min() >= 1  # stratified: every class drawn
