@@ -86,16 +86,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("parity.json"))
     args = parser.parse_args()
 
+    from jepa_edge.config import load_config, to_dict
     from jepa_edge.data.paths import data_root, find_ptbxl
     from jepa_edge.devices.build import build_bundle
     from jepa_edge.parity import ParityConfig, run_parity
     from jepa_edge.parity.run import plain_json
     from jepa_edge.pipeline import DemoConfig, demo_models
 
-    overrides = {k: v for k, v in {"teacher": args.teacher_size, "pretrain_steps": args.teacher_steps,
-                                   "student": args.student_size, "distill_steps": args.distill_steps,
-                                   "calibration_windows": args.calibration_windows}.items() if v is not None}
-    demo = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
+    demo = load_config(DemoConfig, base=DemoConfig.quick() if args.quick else None, teacher=args.teacher_size,
+                       pretrain_steps=args.teacher_steps, student=args.student_size,
+                       distill_steps=args.distill_steps, calibration_windows=args.calibration_windows)
 
     ptbxl = find_ptbxl(args.data)
     if ptbxl is None:
@@ -133,8 +133,7 @@ def main() -> None:
         doc["bundle"] = str(bundle)
         results[target] = doc
     print("\n".join(lines))
-    demo_cfg = {k: v for k, v in vars(demo).items() if k != "timings"}
-    out = {"benchmark": "parity", "command": " ".join(sys.argv), "demo_config": demo_cfg,
+    out = {"benchmark": "parity", "command": " ".join(sys.argv), "demo_config": to_dict(demo),
            "teacher": str(teacher), "student": str(student),
            "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": sys.version},
            "times_s": times | {"total_s": time.perf_counter() - started}, "results": results,

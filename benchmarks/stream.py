@@ -115,8 +115,9 @@ def main() -> None:
         student = args.student or _student(tmp / "student", args.patch)
         clf0 = StreamClassifier.from_model_dir(student)
         pre, labels = clf0.pre, clf0.labels
-        thresholds = read_meta(student).get("thresholds")
-        tokens = read_meta(student)["encoder"]["samples"] // read_meta(student)["encoder"]["patch"]
+        meta = read_meta(student)
+        thresholds = meta.get("thresholds")
+        tokens = meta["encoder"]["samples"] // meta["encoder"]["patch"]
         fp32 = export_classifier_onnx(student, tmp / "student.onnx")
         engines: dict[str, object] = {}
         notes: list[str] = []
