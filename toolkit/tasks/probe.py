@@ -130,12 +130,21 @@ def encode(encoder: nn.Module, x: np.ndarray, batch_size: int = 32) -> torch.Ten
     return torch.cat(out)
 
 
-@torch.no_grad()
 def record_scores(head_or_model: nn.Module, inputs: torch.Tensor, record_of_window: np.ndarray,
                   batch_size: int = 256) -> np.ndarray:
     """Per-record logits: the module's logits averaged over each record's windows."""
-    logits = torch.cat([head_or_model(inputs[i : i + batch_size])[0] for i in range(0, len(inputs), batch_size)])
-    logits = logits.float().numpy()
+    return mean_per_record(window_logits(head_or_model, inputs, batch_size), record_of_window)
+
+
+def window_logits(head_or_model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The module's logits for every window, in batches."""
+    with torch.no_grad():
+        return torch.cat([head_or_model(inputs[i : i + batch_size])[0]
+                          for i in range(0, len(inputs), batch_size)]).float()
+
+
+def mean_per_record(logits: torch.Tensor, record_of_window: np.ndarray) -> np.ndarray:
+    logits = logits.numpy()
     n = int(record_of_window.max()) + 1
     sums = np.zeros((n, logits.shape[1]))
     np.add.at(sums, record_of_window, logits)
@@ -182,9 +191,9 @@ def fit_head(train_tokens: torch.Tensor, train_windows: Split, val_tokens: torch
             opt.step()
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             head.eval()
-            val_auc = M.macro_auc(val_windows.labels, record_scores(head, val_tokens, val_windows.record_of_window))
-            with torch.no_grad():
-                val_loss = float(F.binary_cross_entropy_with_logits(head(val_tokens)[0].float(), y_val))
+            val_logits = window_logits(head, val_tokens)
+            val_auc = M.macro_auc(val_windows.labels, mean_per_record(val_logits, val_windows.record_of_window))
+            val_loss = float(F.binary_cross_entropy_with_logits(val_logits, y_val))
             history.append({"epoch": epoch, "loss": float(loss.detach()), "val_macro_auc": val_auc,
                             "val_loss": val_loss})
             if np.isfinite(val_auc) and (val_auc, -val_loss) > best[0]:
