@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from jepa_edge.data.preprocess import EcgPreprocessing
 from jepa_edge.models.checkpoint import load_classifier, load_encoder, save_model
+from jepa_edge.models.heads import LinearHead
 from jepa_edge.tasks.metrics import macro_auc
 from jepa_edge.tasks.probe import (
     ProbeConfig,
@@ -71,6 +72,22 @@ def test_probe_classifier_saves_reloads_and_reproduces(linear_probe, super_data,
         logits, emb = reloaded(torch.from_numpy(super_data.test.x))
     assert emb.shape == (len(super_data.test.x), 192)
     assert macro_auc(super_data.test.labels, logits.numpy()) == pytest.approx(m["test_macro_auc"], abs=1e-6)
+
+
+def test_linear_head_starts_from_standardised_features(super_tokens) -> None:
+    """The pooled, normalised features of a frozen encoder barely vary between records; the head's LayerNorm
+    affine rescales them to zero mean, unit variance on the training tokens, without changing the graph."""
+    tokens = super_tokens["train"]
+    head = LinearHead(tokens.shape[-1], 5)
+    with torch.no_grad():
+        raw_std = head(tokens)[1].std(dim=0)
+        head.standardise_(tokens)
+        emb = head(tokens)[1]
+    assert float(raw_std.median()) < 0.5  # the problem is real on this encoder
+    assert emb.mean(dim=0).abs().max() < 1e-3
+    assert emb.std(dim=0).median() == pytest.approx(1.0, abs=1e-3)
+    assert torch.isfinite(emb).all() and emb.std(dim=0).max() < 1.0 + 1e-3
+    assert set(head.state_dict()) == set(LinearHead(tokens.shape[-1], 5).state_dict())
 
 
 def test_attentive_probe_is_deterministic(teacher, super_data, super_tokens) -> None:

@@ -22,6 +22,24 @@ class LinearHead(nn.Module):
         emb = self.norm(tokens.mean(dim=1))
         return self.linear(emb), emb
 
+    @torch.no_grad()
+    def standardise_(self, tokens: torch.Tensor, floor: float = 1e-2) -> LinearHead:
+        """Set the LayerNorm's affine so the embedding has zero mean and unit variance over `tokens`.
+
+        A frozen JEPA encoder's pooled, normalised features vary little between samples (per-dimension std
+        ~0.02 around means ~0.8), so a Linear on them learns slowly and its scores crowd at the class prior,
+        exactly where thresholds sit and INT8 rounding flips decisions. Per-dimension standardisation is
+        itself an affine map, so it lives in the LayerNorm's weight and bias: the architecture and the
+        exported graph stay the same. Dimensions that barely vary are scaled as if their std were `floor`
+        times the median std, so they cannot amplify noise.
+        """
+        pooled = nn.functional.layer_norm(tokens.float().mean(dim=1), self.norm.normalized_shape, eps=self.norm.eps)
+        mean, std = pooled.mean(dim=0), pooled.std(dim=0)
+        std = std.clamp_min(float(std.median()) * floor + 1e-12)
+        self.norm.weight.copy_(1.0 / std)
+        self.norm.bias.copy_(-mean / std)
+        return self
+
 
 class AttentiveHead(nn.Module):
     """A learnable query cross-attends to the tokens (after optional self-attention blocks), then Linear.

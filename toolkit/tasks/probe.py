@@ -30,7 +30,7 @@ from ..data.preprocess import EcgPreprocessing
 from ..data.ptbxl import PtbXl
 from ..io import atomic_write_json
 from ..models.checkpoint import encoder_spec, load_encoder, save_model
-from ..models.heads import Classifier, build_head
+from ..models.heads import Classifier, LinearHead, build_head
 from . import metrics as M
 
 TASKS: dict[str, str] = {"ptbxl-super": "superdiagnostic", "ptbxl-all": "all"}
@@ -171,10 +171,13 @@ def fit_head(train_tokens: torch.Tensor, train_windows: Split, val_tokens: torch
 
     Ties in AUC go to the lower validation BCE: on an easy set the AUC saturates within a few epochs, and the
     first saturated state still scores every record near the class prior, where the thresholds sit and where
-    INT8 rounding flips decisions.
+    INT8 rounding flips decisions. A linear head starts from features standardised on the training tokens
+    (`LinearHead.standardise_`) so it reaches confident scores instead of creeping towards them.
     """
     torch.manual_seed(cfg.seed)
     head = build_head(spec)
+    if isinstance(head, LinearHead):
+        head.standardise_(train_tokens)
     y = torch.from_numpy(train_windows.labels[train_windows.record_of_window]).float()
     y_val = torch.from_numpy(val_windows.labels[val_windows.record_of_window]).float()
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
