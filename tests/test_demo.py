@@ -1,4 +1,4 @@
-"""`jepa-edge demo --quick` on real PTB-XL: every stage once, end to end, and its results hold up."""
+"""`jepa-edge demo --quick` on real PTB-XL and on the synthetic fallback: every stage once, end to end."""
 
 from __future__ import annotations
 
@@ -87,3 +87,13 @@ def test_without_real_data_the_demo_uses_a_loudly_synthetic_set(tmp_path: Path, 
     calib = build_calibration_set(EcgPreprocessing(), data, windows=12, labels=list(classes))
     assert calib.windows.shape == (12, 12, 5000) and calib.classes == classes
     assert calib.labels.sum(axis=0).min() >= 1  # stratified: every class drawn
+
+
+def test_synthetic_fallback_demo_passes_every_gate(tmp_path: Path, monkeypatch) -> None:
+    """With no data at all the demo's INT8 bundles must keep the FP32 decisions (agreement once failed here)."""
+    monkeypatch.setenv("JEPA_EDGE_DATA", str(tmp_path / "nothing-here"))
+    run = run_demo(DemoConfig.quick(out=str(tmp_path / "runs")), say=lambda msg: None)
+    assert run.synthetic
+    assert run.verified == {"cart-cpu": True, "jetson": True}
+    assert run.parity_passed, run.failures
+    assert run.stream_summary["accounting"]["ok"]
