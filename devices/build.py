@@ -21,19 +21,19 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..data.preprocess import EcgPreprocessing
 from ..io import sha256_file
+from ..modality import modality_of
 from ..models.checkpoint import load_classifier, resolve_model_dir
 from ..models.vit import count_parameters
 from ..runtimes import open_engine
 from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
+from ..tasks.outputs import TaskOutput
 from .isa import detect_isa
 from .profiles import DeviceProfile, ProfileError, check_onnx_compatible, load_profile
 
 log = logging.getLogger(__name__)
 
 TARGETS = {"cart-cpu": "cart-x86", "jetson": "jetson-orin-nano"}  # target -> default profile
-GOLDEN_WINDOWS = 8
 BUILD_STAGES = ("calibration data", "export", "quantize", "golden vectors", "bundle")
 
 
@@ -44,7 +44,7 @@ class BuildOptions:
     fallback_layers: tuple[str, ...] = ()  # layers kept float in both back ends (e.g. from a sensitivity sweep)
     sensitivity: bool = False  # run the per-layer sweep and add its fallback list
     accuracy_control: bool = False  # cart-cpu: nncf.quantize_with_accuracy_control on val-fold macro AUC
-    golden_windows: int = GOLDEN_WINDOWS
+    golden_windows: int | None = None  # default: the modality's (8 ECG windows, 4 echo clips)
     opset: int = DEFAULT_OPSET
 
 
@@ -64,14 +64,14 @@ def _tolerance(measured: float, floor: float) -> float:
     return float(f"{value:.2g}") if float(f"{value:.2g}") >= value else float(f"{value * 1.05:.2g}")
 
 
-def _io_fields(meta: dict[str, Any], dim: int) -> dict[str, Any]:
-    enc = meta["encoder"]
-    return {
-        "inputs": [{"name": "ecg", "shape": ["batch", enc["leads"], enc["samples"]], "dtype": "float32",
-                    "layout": "(batch, leads, samples) float32, preprocessed as in $.preprocessing"}],
-        "outputs": [{"name": "logits", "shape": ["batch", len(meta["labels"])], "dtype": "float32"},
-                    {"name": "embedding", "shape": ["batch", dim], "dtype": "float32"}],
-    }
+def accuracy_control_drop(output: TaskOutput, profile: DeviceProfile) -> float:
+    """The largest INT8-vs-FP32 loss NNCF's accuracy control may accept, from the profile's matching gate:
+    macro AUC for multi-label heads, the regressed value's MAE (its unit, e.g. EF points) for regression,
+    accuracy for one-of-N heads."""
+    gate = {"multilabel": "auc_drop_fp32_int8", "regression": "mae_increase_fp32_int8",
+            "multiclass": "accuracy_drop_fp32_int8"}[output.kind]
+    defaults = {"auc_drop_fp32_int8": 0.003, "mae_increase_fp32_int8": 0.2, "accuracy_drop_fp32_int8": 0.01}
+    return float(profile.gates.get(gate, defaults[gate]))
 
 
 def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceProfile:
@@ -84,13 +84,16 @@ def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceP
 
 
 def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profile: str | DeviceProfile | None = None,
-                 data: str | Path | None = None, calibration_windows: int = 300, seed: int = 0,
+                 data: str | Path | None = None, calibration_windows: int | None = None, seed: int = 0,
                  sign_key: Any = None, options: BuildOptions | None = None,
                  progress: Callable[[str], None] | None = None) -> Path:
     """Quantize and package `classifier_dir` for `target` ("cart-cpu" | "jetson") into the bundle folder `out`.
+
+    The classifier's modality (ECG or echo) says where calibration and golden inputs come from (PTB-XL folds;
+    an EchoNet-layout folder's TRAIN / VAL videos) and how many by default (`calibration_windows=None`).
     `progress(stage)` is called as each of the BUILD_STAGES starts (the CLI draws its bar from it)."""
     from ..bundle import BundleBuilder
-    from ..quantize import OpenVinoRecipe, QdqRecipe, build_calibration_set, quantize_openvino, quantize_qdq
+    from ..quantize import OpenVinoRecipe, QdqRecipe, quantize_openvino, quantize_qdq
     from ..quantize.qdq import qdq_tensorrt_problems
 
     step = progress or (lambda stage: None)
@@ -98,15 +101,17 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
     prof = resolve_profile(target, profile)
     model_dir = resolve_model_dir(classifier_dir)
     model, meta = load_classifier(model_dir)
-    if meta["encoder"].get("modality", "ecg") != "ecg":
-        raise ValueError(f"{model_dir}: build supports ECG classifiers; got modality {meta['encoder'].get('modality')}")
-    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    modality = modality_of(meta)
+    pre = modality.preprocessing(meta["preprocessing"])
+    output = TaskOutput.from_meta(meta)
+    if calibration_windows is None:
+        calibration_windows = modality.default_calibration
+    golden_count = opts.golden_windows if opts.golden_windows is not None else modality.default_golden
     opset = min(opts.opset, prof.max_opset)
     torch.manual_seed(seed)
     step("calibration data")
-    calib = build_calibration_set(pre, data, windows=calibration_windows, seed=seed, labels=meta.get("labels"))
-    golden = build_calibration_set(pre, data, windows=opts.golden_windows, seed=seed, labels=meta.get("labels"),
-                                   split="val")
+    calib = modality.labelled_set(pre, data, output, "train", calibration_windows, seed)
+    golden = modality.labelled_set(pre, data, output, "val", golden_count, seed)
     with torch.inference_mode():
         ref_logits, ref_emb = (t.numpy() for t in model(torch.from_numpy(golden.windows)))
     reference = {"logits": ref_logits, "embedding": ref_emb}
@@ -145,14 +150,14 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
             if opts.accuracy_control:
                 from ..quantize import quantize_openvino_with_accuracy_control
 
-                val = build_calibration_set(pre, data, windows=None, seed=seed, labels=meta.get("labels"),
-                                            split="val")
+                val = modality.labelled_set(pre, data, output, "val", None, seed)
+                max_drop = accuracy_control_drop(output, prof)
                 result = quantize_openvino_with_accuracy_control(
                     fp32_xml, tmp / "model_int8.xml", calib.windows, val.windows, val.labels,
-                    max_drop=prof.gates["auc_drop_fp32_int8"], recipe=recipe)
+                    max_drop=max_drop, recipe=recipe, output=output)
                 int8_xml = result.path
                 fallback = sorted(set(fallback) | set(result.fallback_layers))
-                extra_quant["accuracy_control"] = {"metric": "macro_auc", "fp32": result.metric_fp32,
+                extra_quant["accuracy_control"] = {"metric": result.metric_name, "fp32": result.metric_fp32,
                                                    "int8": result.metric_int8, "max_drop": result.max_drop}
             else:
                 int8_xml = quantize_openvino(fp32_xml, tmp / "model_int8.xml", calib.windows, recipe)
@@ -182,18 +187,19 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
                 builder.add_file(src, rel, role)
             builder.set(
                 toolkit_version=__version__,
-                model={"name": meta.get("name") or model_dir.name, "task": meta.get("task", ""), "modality": "ecg",
-                       "encoder": meta["encoder"], "head": meta["head"], "parameters": count_parameters(model),
+                model={"name": meta.get("name") or model_dir.name, "task": meta.get("task", ""),
+                       "modality": modality.name, "encoder": meta["encoder"], "head": meta["head"],
+                       "parameters": count_parameters(model), "output": output.to_dict(),
                        "source_checkpoint_sha256": meta.get("weights_sha256")
                        or sha256_file(model_dir / "model.safetensors")},
                 target=target_field,
                 runtimes=_versions(opset),
                 calibration=calib.manifest(),
                 quantization={"recipe": recipe_name, "precision": "int8", "fallback_layers": fallback, **extra_quant},
-                io=_io_fields(meta, int(ref_emb.shape[1])),
+                io=modality.io_fields(meta["encoder"], output, int(ref_emb.shape[1])),
                 preprocessing=pre.to_dict(),
-                labels=list(meta["labels"]),
-                thresholds=[float(t) for t in meta.get("thresholds", [0.5] * len(meta["labels"]))],
+                labels=list(output.names),
+                thresholds=[float(t) for t in output.thresholds],
             )
             builder.add_golden(golden.windows, reference, tolerances)
     return Path(out)

@@ -1,6 +1,7 @@
 """OpenVINO INT8 with NNCF: `nncf.quantize` (ModelType.TRANSFORMER keeps LayerNorm/Softmax/GELU and the residual
-path float) and `nncf.quantize_with_accuracy_control`, whose validation function is the clinical metric
-(macro AUC) and whose allowed drop comes from the device profile."""
+path float) and `nncf.quantize_with_accuracy_control`, whose validation function is the clinical metric of the
+model's output (macro AUC for ECG classes, LVEF MAE for an echo regression head, accuracy for views) and whose
+allowed drop comes from the device profile."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class AccuracyControlResult:
     metric_int8: float
     max_drop: float
     fallback_layers: list[str] = field(default_factory=list)
+    metric_name: str = "macro_auc"
 
 
 def _silence_nncf() -> None:
@@ -83,15 +85,23 @@ def quantize_openvino(fp32_xml: str | Path, out_xml: str | Path, windows: np.nda
 @stable_signal_stack()
 def quantize_openvino_with_accuracy_control(
     fp32_xml: str | Path, out_xml: str | Path, windows: np.ndarray, val_windows: np.ndarray, val_labels: np.ndarray,
-    max_drop: float, recipe: OpenVinoRecipe | None = None, max_num_iterations: int = 8,
+    max_drop: float, recipe: OpenVinoRecipe | None = None, max_num_iterations: int = 8, output: Any = None,
 ) -> AccuracyControlResult:
-    """INT8 whose macro AUC on (val_windows, val_labels) is within `max_drop` (absolute) of FP32; NNCF reverts the
-    most harmful layers to float until it is. The reverted layers are returned as the fallback list."""
+    """INT8 whose metric on (val_windows, val_labels) is within `max_drop` (absolute) of FP32; NNCF reverts the
+    most harmful layers to float until it is. The reverted layers are returned as the fallback list.
+
+    `output` (a `TaskOutput`) picks the metric; without one it is macro AUC (multi-label). NNCF wants bigger to
+    be better, so an error metric (MAE) is handed to it negated: a drop of 0.2 then means 0.2 more MAE. The
+    values in the result are the metric itself, not negated."""
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    from ..tasks.metrics import macro_auc
+    from ..tasks.outputs import TaskOutput
+
+    if output is None:
+        output = TaskOutput("multilabel", tuple(str(i) for i in range(np.asarray(val_labels).shape[1])),
+                            (0.5,) * np.asarray(val_labels).shape[1])
 
     _silence_nncf()
     recipe = recipe or OpenVinoRecipe()
@@ -99,6 +109,8 @@ def quantize_openvino_with_accuracy_control(
         raise ValueError(f"{len(val_windows)} validation windows but {len(val_labels)} label rows")
     model = ov.Core().read_model(str(fp32_xml))
     val_items = [(w[None].astype(np.float32), y) for w, y in zip(val_windows, val_labels, strict=True)]
+
+    sign = 1.0 if output.higher_is_better else -1.0
 
     def validate(compiled: ov.CompiledModel, items) -> tuple[float, list[list[np.ndarray]]]:
         logits, labels, per_item = [], [], []
@@ -108,8 +120,8 @@ def quantize_openvino_with_accuracy_control(
             logits.append(z[0])
             labels.append(y)
             per_item.append([z])
-        auc = macro_auc(np.stack(labels), np.stack(logits)) if len(labels) > 1 else float("nan")
-        return float(auc), per_item
+        value = output.metric(np.stack(labels), np.stack(logits)) if len(labels) > 1 else float("nan")
+        return sign * float(value), per_item
 
     metrics: dict[str, float] = {}
 
@@ -131,8 +143,8 @@ def quantize_openvino_with_accuracy_control(
     core = ov.Core()
     fp32_auc = validate(core.compile_model(str(fp32_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), val_items)[0]
     int8_auc = validate(core.compile_model(str(out_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), val_items)[0]
-    return AccuracyControlResult(Path(out_xml), fp32_auc, int8_auc, max_drop,
-                                 fallback_layers=float_matmuls(quantized))
+    return AccuracyControlResult(Path(out_xml), sign * fp32_auc, sign * int8_auc, max_drop,
+                                 fallback_layers=float_matmuls(quantized), metric_name=output.metric_name)
 
 
 def float_matmuls(model) -> list[str]:

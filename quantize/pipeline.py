@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.preprocess import EcgPreprocessing
 from ..io import atomic_write_json
+from ..modality import modality_of
 from ..models.checkpoint import load_classifier
 from ..runtimes import open_engine
 from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
-from .calibration import DEFAULT_WINDOWS, build_calibration_set
+from ..tasks.outputs import TaskOutput
 from .openvino_int8 import OpenVinoRecipe, quantize_openvino, quantize_openvino_with_accuracy_control
 from .qdq import QdqRecipe, float_ops_with_qdq, quantize_qdq
 from .sensitivity import layer_sensitivity
@@ -33,19 +33,25 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: str | Path | None = None,
-                        windows: int = DEFAULT_WINDOWS, seed: int = 0, sensitivity: bool = False,
-                        accuracy_control: bool = False, max_drop: float = 0.003, opset: int = DEFAULT_OPSET,
+                        windows: int | None = None, seed: int = 0, sensitivity: bool = False,
+                        accuracy_control: bool = False, max_drop: float | None = None, opset: int = DEFAULT_OPSET,
                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write model.onnx, model.qdq.onnx, model_fp32.xml/.bin, model_int8.xml/.bin and quantize_report.json into
-    `out_dir`; returns the report (calibration hash, fallback list, INT8-vs-FP32 cosine on val windows)."""
+    `out_dir`; returns the report (calibration hash, fallback list, INT8-vs-FP32 cosine on val inputs).
+
+    ECG classifiers calibrate on PTB-XL training folds, echo models on an EchoNet-layout folder's TRAIN clips
+    (`data`); `windows=None` takes the modality's default count. Accuracy control judges the output's own
+    metric (macro AUC, LVEF MAE, view accuracy); `max_drop=None` takes 0.003 AUC / 0.2 MAE / 0.01 accuracy."""
     step = progress or (lambda stage: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, meta = load_classifier(classifier_dir)
-    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    modality = modality_of(meta)
+    pre = modality.preprocessing(meta["preprocessing"])
+    output = TaskOutput.from_meta(meta)
     step("calibration data")
-    calib = build_calibration_set(pre, data, windows=windows, seed=seed, labels=meta.get("labels"))
-    val = build_calibration_set(pre, data, windows=None, seed=seed, labels=meta.get("labels"), split="val")
+    calib = modality.labelled_set(pre, data, output, "train", windows or modality.default_calibration, seed)
+    val = modality.labelled_set(pre, data, output, "val", None, seed)
     step("export")
     fp32_onnx = export_onnx(model, out / "model.onnx", opset=opset)
     fp32_xml = export_openvino(fp32_onnx, out / "model_fp32.xml")
@@ -68,10 +74,14 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     step("OpenVINO INT8")
     recipe = OpenVinoRecipe(ignored=tuple(fallback))
     if accuracy_control:
+        if max_drop is None:
+            max_drop = {"multilabel": 0.003, "regression": 0.2, "multiclass": 0.01}[output.kind]
         result = quantize_openvino_with_accuracy_control(fp32_xml, out / "model_int8.xml", calib.windows,
-                                                         val.windows, val.labels, max_drop=max_drop, recipe=recipe)
-        report["accuracy_control"] = {"metric": "macro_auc", "fp32": result.metric_fp32, "int8": result.metric_int8,
-                                      "max_drop": max_drop, "float_layers": result.fallback_layers}
+                                                         val.windows, val.labels, max_drop=max_drop, recipe=recipe,
+                                                         output=output)
+        report["accuracy_control"] = {"metric": result.metric_name, "fp32": result.metric_fp32,
+                                      "int8": result.metric_int8, "max_drop": max_drop,
+                                      "float_layers": result.fallback_layers}
     else:
         quantize_openvino(fp32_xml, out / "model_int8.xml", calib.windows, recipe)
     report["openvino"] = recipe.to_dict()

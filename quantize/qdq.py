@@ -135,7 +135,8 @@ def quantize_qdq(fp32_onnx: str | Path, out: str | Path, windows: np.ndarray,
         quantize_static(
             # histogram calibrators stack per-batch arrays, so their batches must all be one size
             str(fp32_onnx), str(tmp_out),
-            WindowReader(windows, recipe.batch_size if recipe.calibrate_method == "minmax" else 1),
+            WindowReader(windows, recipe.batch_size if recipe.calibrate_method == "minmax" else 1,
+                         model.graph.input[0].name),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(recipe.op_types),
             per_channel=recipe.per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded, calibrate_method=CALIBRATION_METHODS[recipe.calibrate_method],

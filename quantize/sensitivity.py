@@ -16,7 +16,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ..runtimes.base import INPUT_NAME
 from .qdq import quantized_nodes
 
 
@@ -42,7 +41,7 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # one probe per layer: build fast
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {INPUT_NAME: x})
+    return sess.run(None, {sess.get_inputs()[0].name: x})
 
 
 def _error(ref: list[np.ndarray], out: list[np.ndarray]) -> float:

@@ -1,7 +1,8 @@
 """Export a classifier to ONNX (dynamo exporter, opset >= 17 so LayerNorm stays one op) and OpenVINO IR.
 
-Names are fixed for every consumer (ORT, OpenVINO, TensorRT, the C header): input "ecg" (batch, leads, samples)
-float32, outputs "logits" and "embedding"; the batch axis is dynamic.
+Names are fixed for every consumer (ORT, OpenVINO, TensorRT, the C header): the input is named by the model's
+modality ("ecg" (batch, leads, samples), "clip" (batch, channels, frames, height, width)), float32; the outputs
+are "logits" and "embedding"; the batch axis is dynamic.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 
 from ..io import atomic_write_bytes
 from ..models.checkpoint import load_classifier
-from .base import INPUT_NAME, OUTPUT_NAMES, EngineError
+from .base import OUTPUT_NAMES, EngineError
 from .signal_stack import stable_signal_stack
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,15 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization became a standard op in opset 17
 
 
-def _example_input(model: nn.Module, batch: int = 2) -> torch.Tensor:
+def _example_input(model: nn.Module, batch: int = 2) -> tuple[torch.Tensor, str]:
+    """An example input and the input tensor's name, from the encoder's modality description."""
+    from ..modality import modality_of
+
     spec = getattr(getattr(model, "encoder", model), "spec", None)
-    if spec is None or not hasattr(spec, "leads"):
-        raise EngineError(f"{type(model).__name__}: cannot tell the input shape (encoder has no ECG spec)")
-    gen = torch.Generator().manual_seed(0)
-    return torch.randn(batch, spec.leads, spec.samples, generator=gen)
+    if spec is None or not hasattr(spec, "to_dict"):
+        raise EngineError(f"{type(model).__name__}: cannot tell the input shape (encoder carries no spec)")
+    modality = modality_of(spec.to_dict())
+    return modality.example_input(spec.to_dict(), batch), modality.input_name
 
 
 def export_onnx(model: nn.Module, out: str | Path, opset: int = DEFAULT_OPSET, dynamo: bool = True) -> Path:
@@ -44,14 +48,14 @@ def export_onnx(model: nn.Module, out: str | Path, opset: int = DEFAULT_OPSET, d
         raise ValueError(f"opset {opset} < {MIN_OPSET}: LayerNormalization would be decomposed; use >= {MIN_OPSET}")
     out = Path(out)
     model = model.eval()
-    x = _example_input(model)
+    x, input_name = _example_input(model)
     proto = None
     if dynamo:
         try:
             with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 program = torch.onnx.export(
-                    model, (x,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), opset_version=opset,
+                    model, (x,), input_names=[input_name], output_names=list(OUTPUT_NAMES), opset_version=opset,
                     dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}}, dynamo=True,
                     optimize=True, verbose=False)
             proto = program.model_proto
@@ -62,8 +66,8 @@ def export_onnx(model: nn.Module, out: str | Path, opset: int = DEFAULT_OPSET, d
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), buf, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                              opset_version=opset, dynamic_axes={INPUT_NAME: {0: "batch"}}, dynamo=False)
+            torch.onnx.export(model, (x,), buf, input_names=[input_name], output_names=list(OUTPUT_NAMES),
+                              opset_version=opset, dynamic_axes={input_name: {0: "batch"}}, dynamo=False)
         proto = onnx.load_from_string(buf.getvalue())
     proto.producer_version = torch.__version__.split("+")[0]
     del proto.metadata_props[:]

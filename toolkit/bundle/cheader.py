@@ -136,9 +136,33 @@ def generate_header(manifest: dict[str, Any]) -> str:
                         [c_double(v) for v in (mean if mean is not None else [0.0] * len(leads))])
         lines += _array("double", "jepa_edge_std",
                         [c_double(v) for v in (std if std is not None else [1.0] * len(leads))])
-    lines += ["", "/* ---- outputs: labels and decision thresholds (on sigmoid probabilities) ---- */",
-              f"#define JEPA_EDGE_NUM_LABELS {len(labels)}"]
+    elif pre["kind"] == "echo":
+        lines += [
+            "/* Clip: JEPA_EDGE_CLIP_FRAMES frames sampled at JEPA_EDGE_CLIP_FPS from the source video (frame i is the",
+            " * source frame nearest to start + i / fps seconds); each frame's short side resized to",
+            " * JEPA_EDGE_CLIP_SIZE (bilinear, antialiased) and centre-cropped square; uint8 / 255; grey replicated",
+            " * to every channel; then (x - mean[c]) / std[c]. Layout (batch, channels, frames, height, width). */",
+            f"#define JEPA_EDGE_CLIP_FRAMES {int(pre['frames'])}",
+            f"#define JEPA_EDGE_CLIP_FPS {c_double(pre['fps'])}",
+            f"#define JEPA_EDGE_CLIP_SIZE {int(pre['size'])}",
+            f"#define JEPA_EDGE_CLIP_CHANNELS {int(pre['channels'])}",
+            f"#define JEPA_EDGE_CLIP_RESIZE {c_string(pre['resize'])}",
+        ]
+        lines += _array("double", "jepa_edge_clip_mean", [c_double(v) for v in pre["mean"]])
+        lines += _array("double", "jepa_edge_clip_std", [c_double(v) for v in pre["std"]])
+    output = model.get("output") or {"kind": "multilabel"}
+    kinds = {"multilabel": 0, "multiclass": 1, "regression": 2}
+    lines += ["", "/* ---- outputs: how to read logits ---- */",
+              "/* JEPA_EDGE_OUTPUT_KIND 0: multi-label, sigmoid(logit) >= threshold; 1: one-of-N, argmax;",
+              " * 2: regression, value = logit * JEPA_EDGE_OUTPUT_STD + JEPA_EDGE_OUTPUT_MEAN. */",
+              f"#define JEPA_EDGE_OUTPUT_KIND {kinds[output['kind']]}"]
+    if output["kind"] == "regression":
+        lines += [f"#define JEPA_EDGE_OUTPUT_MEAN {c_double(output['mean'])}",
+                  f"#define JEPA_EDGE_OUTPUT_STD {c_double(output['std'])}",
+                  f"#define JEPA_EDGE_OUTPUT_UNIT {c_string(output.get('unit', ''))}"]
+    lines += [f"#define JEPA_EDGE_NUM_LABELS {len(labels)}"]
     lines += _array("char *const", "jepa_edge_labels", [c_string(n) for n in labels])
+    lines += [f"#define JEPA_EDGE_NUM_THRESHOLDS {len(thresholds)}"]
     lines += _array("double", "jepa_edge_thresholds", [c_double(v) for v in thresholds])
     lines += ["", "/* ---- tensors ---- */"]
     lines += _tensor_block("inputs", manifest["io"]["inputs"])

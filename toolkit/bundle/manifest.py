@@ -112,7 +112,10 @@ def check_consistency(manifest: dict[str, Any]) -> list[str]:
     """Cross-field rules a JSON Schema cannot say (run only on a schema-valid manifest)."""
     problems: list[str] = []
     labels, thresholds = manifest["labels"], manifest["thresholds"]
-    if len(labels) != len(thresholds):
+    output_kind = (manifest["model"].get("output") or {}).get("kind", "multilabel")
+    if output_kind != "multilabel" and thresholds:
+        problems.append(f"$.thresholds: a {output_kind} output takes no thresholds (argmax or a regressed value)")
+    elif output_kind == "multilabel" and len(labels) != len(thresholds):
         problems.append(f"$.thresholds: {len(thresholds)} thresholds for {len(labels)} labels")
     if len(set(labels)) != len(labels):
         problems.append("$.labels: label names must be unique")
@@ -156,6 +159,18 @@ def check_consistency(manifest: dict[str, Any]) -> list[str]:
                 problems.append(f"$.preprocessing.{key}: {len(pre[key])} values for {n_leads} leads")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for row in pre["sos"] for v in row):
             problems.append("$.preprocessing.sos: coefficients must be finite numbers")
+    if pre.get("kind") == "echo":
+        for key in ("mean", "std"):
+            if len(pre[key]) != pre["channels"]:
+                problems.append(f"$.preprocessing.{key}: {len(pre[key])} values for {pre['channels']} channels")
+    output = manifest["model"].get("output")
+    if isinstance(output, dict):
+        if output.get("names") != manifest["labels"]:
+            problems.append(f"$.model.output.names {output.get('names')} differ from $.labels {manifest['labels']}")
+        if output.get("kind") == "multilabel" and output.get("thresholds") != manifest["thresholds"]:
+            problems.append("$.model.output.thresholds differ from $.thresholds")
+        if output.get("kind") == "regression" and ("mean" not in output or "std" not in output):
+            problems.append("$.model.output: a regression output needs mean and std to decode its value")
     return problems
 
 

@@ -155,22 +155,40 @@ def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signatu
         if rel not in listed and rel not in (MANIFEST_NAME, SIGNATURE_NAME):
             found.add("files", rel, False, "not listed in manifest.json (added after the build)")
 
-    if manifest["preprocessing"].get("kind") == "ecg":
-        try:
-            _ecg_preprocessing(manifest)
-        except BundleError as exc:
-            found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
+    try:
+        _preprocessing(manifest)
+        _output(manifest)
+    except BundleError as exc:
+        found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
     return manifest
 
 
-def _ecg_preprocessing(manifest: dict[str, Any]) -> Any:
-    from ..data.preprocess import EcgPreprocessing
+def _preprocessing(manifest: dict[str, Any]) -> Any:
+    """The bundle's preprocessing object, built by its modality's description (ECG or echo)."""
+    from ..modality import ModalityError, modality_of
 
     try:
-        return EcgPreprocessing.from_dict(manifest["preprocessing"])
+        modality = modality_of(manifest["model"])
+        if manifest["preprocessing"].get("kind") != modality.name:
+            raise ValueError(f"kind {manifest['preprocessing'].get('kind')!r} is not the model's modality "
+                             f"{modality.name!r}")
+        return modality.preprocessing(manifest["preprocessing"])
+    except ModalityError as exc:
+        raise BundleError(f"{MANIFEST_NAME}: $.model.modality: {exc}") from None
     except (ValueError, TypeError, KeyError, OverflowError, ArithmeticError) as exc:
-        raise BundleError(f"{MANIFEST_NAME}: $.preprocessing does not describe a valid ECG preprocessing: {exc}") \
-            from None
+        raise BundleError(f"{MANIFEST_NAME}: $.preprocessing does not describe a valid "
+                          f"{manifest['model'].get('modality', 'ecg')} preprocessing: {exc}") from None
+
+
+def _output(manifest: dict[str, Any]) -> Any:
+    """How to read the logits (`TaskOutput`): `model.output`, or multi-label with the manifest's thresholds."""
+    from ..tasks.outputs import TaskOutput
+
+    try:
+        return TaskOutput.from_meta({**manifest["model"], "labels": manifest["labels"],
+                                     "thresholds": manifest["thresholds"]})
+    except ValueError as exc:
+        raise BundleError(f"{MANIFEST_NAME}: $.model.output: {exc}") from None
 
 
 # -- engines ---------------------------------------------------------------------------------------
@@ -229,12 +247,18 @@ class Bundle:
         return np.asarray(self.manifest["thresholds"], dtype=np.float64)
 
     @property
+    def modality(self) -> str:
+        return str(self.manifest["model"].get("modality", "ecg"))
+
+    @property
     def preprocessing(self) -> Any:
-        """The bundle's `EcgPreprocessing` (ECG bundles only)."""
-        kind = self.manifest["preprocessing"].get("kind")
-        if kind != "ecg":
-            raise BundleError(f"{self.path}: preprocessing kind {kind!r} has no EcgPreprocessing")
-        return _ecg_preprocessing(self.manifest)
+        """The bundle's preprocessing: `EcgPreprocessing` or `EchoPreprocessing`, by its modality."""
+        return _preprocessing(self.manifest)
+
+    @property
+    def output(self) -> Any:
+        """How to read the `logits` output (`jepa_edge.tasks.outputs.TaskOutput`)."""
+        return _output(self.manifest)
 
     def golden(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(inputs, {output name: expected}) as stored, re-hashed before reading."""

@@ -38,12 +38,15 @@ def _device_errors(func):
 def quantize(
     classifier: Path = typer.Argument(..., help="classifier model folder (student + head)"),
     out: Path = typer.Option(..., help="folder for model.onnx, model.qdq.onnx, model_fp32/int8.xml, report"),
-    data: Path = typer.Option(None, help="PTB-XL folder for calibration (default: $JEPA_EDGE_DATA)"),
-    windows: int = typer.Option(300, help="calibration windows (stratified over train folds)"),
+    data: Path = typer.Option(None, help="calibration data: PTB-XL folder for ECG (default: $JEPA_EDGE_DATA), "
+                                         "EchoNet-layout folder for echo"),
+    windows: int = typer.Option(None, help="calibration windows / clips (default: 300 ECG, 128 echo)"),
     seed: int = typer.Option(0),
     sensitivity: bool = typer.Option(False, help="per-layer sensitivity sweep -> float fallback list"),
-    accuracy_control: bool = typer.Option(False, help="NNCF accuracy control on val-fold macro AUC"),
-    max_drop: float = typer.Option(0.003, help="max macro AUC drop for accuracy control"),
+    accuracy_control: bool = typer.Option(False, help="NNCF accuracy control on the validation split's metric "
+                                                      "(macro AUC; LVEF MAE; view accuracy)"),
+    max_drop: float = typer.Option(None, help="max metric loss for accuracy control (default: 0.003 AUC, "
+                                              "0.2 EF points, 0.01 accuracy)"),
 ) -> None:
     """INT8 post-training quantization: Q/DQ ONNX (TensorRT) and NNCF OpenVINO IR, with a parity report."""
     from ..quantize.pipeline import STAGES, quantize_classifier
@@ -72,11 +75,13 @@ def build(
     out: Path = typer.Option(..., help="bundle folder to write"),
     profile: str = typer.Option(None, help="device profile (default: jetson-orin-nano / cart-x86)"),
     sign: Path = typer.Option(None, help="ed25519 private key (PEM) to sign the manifest"),
-    data: Path = typer.Option(None, help="PTB-XL folder for calibration (default: $JEPA_EDGE_DATA)"),
-    windows: int = typer.Option(300, help="calibration windows"),
+    data: Path = typer.Option(None, help="calibration data: PTB-XL folder for ECG (default: $JEPA_EDGE_DATA), "
+                                         "EchoNet-layout folder for echo"),
+    windows: int = typer.Option(None, help="calibration windows / clips (default: 300 ECG, 128 echo)"),
     seed: int = typer.Option(0),
     sensitivity: bool = typer.Option(False, help="per-layer sensitivity sweep -> float fallback list"),
-    accuracy_control: bool = typer.Option(False, help="cart-cpu: NNCF accuracy control, max drop from profile"),
+    accuracy_control: bool = typer.Option(False, help="cart-cpu: NNCF accuracy control on the output's metric, "
+                                                      "max loss from the profile's gates"),
 ) -> None:
     """Quantize and package a classifier into a device bundle (manifest, golden vectors, C header)."""
     from ..devices.build import BUILD_STAGES, BuildOptions, build_bundle

@@ -25,6 +25,7 @@ from ..data.errors import DataError, SkipReport
 from ..models.checkpoint import load_encoder, save_model
 from ..models.heads import Classifier, build_head
 from .metrics import accuracy, mae, r2
+from .outputs import TaskOutput
 
 TASKS = ("ef", "view")
 TASK_NAMES = {"ef": "lvef-regression", "view": "view-classification"}
@@ -63,6 +64,13 @@ class EchoProbe:
     target_mean: float = 0.0
     target_std: float = 1.0
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def output(self) -> TaskOutput:
+        """How to read this head's logits (regressed EF in percent, or one of the views)."""
+        if self.task == "ef":
+            return TaskOutput("regression", tuple(self.labels), mean=self.target_mean, std=self.target_std,
+                              unit="percent")
+        return TaskOutput("multiclass", tuple(self.labels))
 
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> np.ndarray:
@@ -138,6 +146,7 @@ def save_echo_classifier(out: str | Path, encoder: nn.Module, probe: EchoProbe, 
                          extra: dict[str, Any] | None = None) -> Path:
     """Encoder + head as ONE exportable Classifier folder (the format every later stage reads)."""
     meta = {"kind": "classifier", "modality": "echo", "encoder": encoder.spec.to_dict(), "head": probe.head_spec,
+            "output": probe.output().to_dict(),
             "labels": probe.labels, "thresholds": [], "task": TASK_NAMES[probe.task],
             "preprocessing": pre.to_dict(), "metrics": probe.metrics,
             "target": ({"mean": probe.target_mean, "std": probe.target_std, "unit": "percent",

@@ -1,0 +1,118 @@
+"""One description per modality: what every stage of the chain asks instead of branching on "ecg".
+
+Export asks for an example input and the input tensor's name and layout; quantize and build ask where
+calibration, golden and validation data come from; the bundle asks how to describe the input; distillation
+asks how to align teacher and student token grids. Adding a modality means adding one `Modality` here (and
+its data reader), not editing distill/, quantize/, runtimes/ or the bundle code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.calibration import CalibrationSet
+from .tasks.outputs import TaskOutput
+
+
+class ModalityError(ValueError):
+    """A model or preprocessing description of a modality this toolkit does not know."""
+
+
+@dataclass(frozen=True)
+class Modality:
+    """The ECG description; `EchoModality` overrides what differs for video."""
+
+    name: str = "ecg"
+    input_name: str = "ecg"
+    layout: str = "(batch, leads, samples) float32, preprocessed as in $.preprocessing"
+    default_calibration: int = 300
+    default_golden: int = 8
+
+    def preprocessing(self, d: Mapping[str, Any]) -> Any:
+        """The preprocessing object (`EcgPreprocessing`) from its `to_dict()` form."""
+        from .data.preprocess import EcgPreprocessing
+
+        return EcgPreprocessing.from_dict(dict(d))
+
+    def input_shape(self, encoder: Mapping[str, Any]) -> tuple[int, ...]:
+        """The model input without its batch axis."""
+        return int(encoder["leads"]), int(encoder["samples"])
+
+    def token_grid(self, encoder: Mapping[str, Any]) -> tuple[int, ...]:
+        """Tokens as a grid (time only for ECG), so a student's coarser grid can be pooled from a teacher's."""
+        return (int(encoder["samples"]) // int(encoder["patch"]),)
+
+    def example_input(self, encoder: Mapping[str, Any], batch: int = 2) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(0)
+        return torch.randn(batch, *self.input_shape(encoder), generator=gen)
+
+    def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
+                     count: int | None = None, seed: int = 0) -> CalibrationSet:
+        """Seeded, hashed model inputs with ground truth from one split: PTB-XL folds for ECG."""
+        from .data.calibration import build_calibration_set
+
+        labels = list(output.names) if output.kind == "multilabel" else None
+        return build_calibration_set(pre, data, windows=count, seed=seed, labels=labels, split=split)
+
+    def io_fields(self, encoder: Mapping[str, Any], output: TaskOutput, embedding_dim: int) -> dict[str, Any]:
+        """The manifest's `io`: names, shapes (batch dynamic) and layout of every tensor."""
+        return {
+            "inputs": [{"name": self.input_name, "shape": ["batch", *self.input_shape(encoder)], "dtype": "float32",
+                        "layout": self.layout}],
+            "outputs": [{"name": "logits", "shape": ["batch", output.width], "dtype": "float32"},
+                        {"name": "embedding", "shape": ["batch", int(embedding_dim)], "dtype": "float32"}],
+        }
+
+
+@dataclass(frozen=True)
+class EchoModality(Modality):
+    name: str = "echo"
+    input_name: str = "clip"
+    layout: str = "(batch, channels, frames, height, width) float32, preprocessed as in $.preprocessing"
+    default_calibration: int = 128
+    default_golden: int = 4
+
+    def preprocessing(self, d: Mapping[str, Any]) -> Any:
+        from .data.echo import EchoPreprocessing
+
+        return EchoPreprocessing.from_dict(dict(d))
+
+    def input_shape(self, encoder: Mapping[str, Any]) -> tuple[int, ...]:
+        size = int(encoder["image_size"])
+        return int(encoder["channels"]), int(encoder["frames"]), size, size
+
+    def token_grid(self, encoder: Mapping[str, Any]) -> tuple[int, ...]:
+        side = int(encoder["image_size"]) // int(encoder["patch"])
+        return int(encoder["frames"]) // int(encoder["tubelet"]), side, side
+
+    def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
+                     count: int | None = None, seed: int = 0) -> CalibrationSet:
+        """Clips from an EchoNet-Dynamic layout folder's split, with EF or view ground truth."""
+        from .data.echo_clips import build_echo_clip_set
+
+        return build_echo_clip_set(pre, data, output, clips=count, seed=seed, split=split)
+
+
+MODALITIES: dict[str, Modality] = {m.name: m for m in (Modality(), EchoModality())}
+
+
+def get_modality(name: str) -> Modality:
+    try:
+        return MODALITIES[name]
+    except KeyError:
+        raise ModalityError(f"unknown modality {name!r}; this toolkit knows {sorted(MODALITIES)}") from None
+
+
+def modality_of(meta: Mapping[str, Any]) -> Modality:
+    """The modality of a model folder's meta.json, a manifest's `model`, or an encoder spec dict."""
+    encoder = meta.get("encoder", meta)
+    name = (encoder.get("modality") if isinstance(encoder, Mapping) else None) or meta.get("modality") or "ecg"
+    return get_modality(str(name))
+
+
+__all__ = ["MODALITIES", "EchoModality", "Modality", "ModalityError", "get_modality", "modality_of"]
