@@ -1,11 +1,13 @@
-"""Teacher -> student distillation: one loop over any token encoder (ECG today; echo plugs in a task).
+"""Teacher -> student distillation: one loop over any token encoder, ECG or echo video.
 
-The frozen teacher (any encoder folder, or a classifier folder whose head then teaches logits too) sees the
-full input; the student (a size from the one size table, optionally with longer patches and a subset of
-leads) regresses the teacher's final tokens, and optionally intermediate block outputs, through a small
-projector with cosine + smooth-L1 losses. When the student has fewer tokens, teacher tokens are average-
-pooled onto the student's grid. When the teacher has a head, the student's head learns the teacher's
-sigmoid probabilities (temperature T). Batches are a pure function of (seed, step) through the JEPA
+The frozen teacher (any encoder folder, or a classifier folder whose head then teaches outputs too) sees the
+full input; the student (a size from the one size table) sees what its modality description pairs with it
+(`Modality.paired_inputs`: a lead subset or longer patches for ECG; fewer frames, a coarser tubelet or a
+smaller image for echo) and regresses the teacher's final tokens, and optionally intermediate block outputs,
+through a small projector with cosine + smooth-L1 losses. When the student's token grid is coarser, teacher
+tokens are average-pooled onto it axis by axis. When the teacher has a head, the student's head learns the
+teacher's outputs as its `TaskOutput` reads them: sigmoid probabilities (multi-label), softmax (views), or
+the z-scored value itself (LVEF), at temperature T. Batches are a pure function of (seed, step) through the JEPA
 trainer's `RandomWindows` / `StepBatchSampler`, and checkpoints use its atomic save / latest / load, so a
 killed run resumes exactly. The output is ONE classifier model folder (student encoder + head, the
 student's preprocessing, labels, thresholds) that `load_classifier` opens and the export stages consume.
@@ -14,11 +16,10 @@ student's preprocessing, labels, thresholds) that `load_classifier` opens and th
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +29,30 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from jepa_edge.config import to_dict
-from jepa_edge.data.datasets import EcgWindows
-from jepa_edge.data.errors import DataError
-from jepa_edge.data.paths import find_ptbxl
-from jepa_edge.data.preprocess import EcgPreprocessing
-from jepa_edge.io import atomic_write_json
 from jepa_edge.jepa import checkpoint as ckpt
 from jepa_edge.jepa.distributed import init_distributed
-from jepa_edge.jepa.ecg_task import load_pretraining_signals
 from jepa_edge.jepa.sampling import RandomWindows, StepBatchSampler
 from jepa_edge.jepa.trainer import linear, lr_at, param_groups
+from jepa_edge.modality import Modality, modality_of
 from jepa_edge.models.checkpoint import (
-    encoder_spec,
+    build_encoder,
     load_classifier,
     load_encoder,
     read_meta,
     resolve_model_dir,
-    save_model,
 )
-from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
-from jepa_edge.models.heads import Classifier, build_head
-from jepa_edge.models.vit import TokenEncoder, count_parameters, model_size
+from jepa_edge.models.heads import build_head
+from jepa_edge.models.vit import TokenEncoder, model_size
+from jepa_edge.paired import PairedInputs, PairingError, align_tokens, student_preprocessing
+from jepa_edge.tasks.outputs import TaskOutput
 
 STUDENT_SIZES = ("vit-tiny", "vit-xs")
 Progress = Callable[[int, int, dict], None]
 
 
-class DistillError(DataError):
-    """A teacher, student choice or data folder that cannot be distilled as asked."""
+# One error for "this teacher / student / data cannot be distilled as asked", whether the trainer or the
+# modality's pairing (jepa_edge.paired) finds the problem.
+DistillError = PairingError
 
 
 @dataclass
@@ -76,17 +73,20 @@ class DistillConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     eps: float = 1e-6
     grad_clip: float = 1.0
-    leads: tuple[str, ...] | None = None  # student lead subset, e.g. ("II", "V1"); None: the teacher's leads
-    patch: int | None = None  # student patch in samples (a multiple of the teacher's); None: the teacher's
-    registers: int = 1
+    leads: tuple[str, ...] | None = None  # ECG: student lead subset, e.g. ("II", "V1"); None: the teacher's leads
+    patch: int | None = None  # ECG: student patch in samples (a multiple of the teacher's); None: the teacher's
+    registers: int | None = None  # ECG: register tokens (default 1)
+    frames: int | None = None  # echo: student clip frames over the teacher's span; None: the teacher's
+    tubelet: int | None = None  # echo: student tubelet (frames per token); None: the teacher's
+    image_size: int | None = None  # echo: student clip size in pixels; None: the teacher's
     intermediate: tuple[int, ...] = ()  # teacher block indices whose outputs are regressed as well
     cosine_weight: float = 1.0
     smooth_l1_weight: float = 1.0
     logit_weight: float = 1.0
     temperature: float = 1.0
     head: str = "auto"  # auto: distil the teacher's head (probe if it has none); linear/attentive: probe after
-    task: str = "ptbxl-super"  # labelled task used to tune thresholds / fit a probe on the student
-    labels_data: str | None = None  # PTB-XL folder for thresholds / probe (default: `data` when it is PTB-XL)
+    task: str = "ptbxl-super"  # labelled task for a probe on the student (ECG: ptbxl-super/-all; echo: ef, view)
+    labels_data: str | None = None  # labelled data for thresholds / probe / evaluation (default: `data`)
     evaluate: bool = True  # tune thresholds on fold 9 and report fold 10 when labelled PTB-XL is at hand
     probe_epochs: int = 200
     n_boot: int = 200
@@ -127,17 +127,6 @@ def student_block_for(teacher_block: int, teacher_depth: int, student_depth: int
     return max(0, min(student_depth - 1, round((teacher_block + 1) * student_depth / teacher_depth) - 1))
 
 
-def align_tokens(teacher_tokens: torch.Tensor, num_student_tokens: int) -> torch.Tensor:
-    """Average-pool teacher tokens (B, Nt, D) onto a coarser student grid (B, Ns, D)."""
-    n = teacher_tokens.shape[1]
-    if n == num_student_tokens:
-        return teacher_tokens
-    if num_student_tokens > n:
-        raise DistillError(f"student has more tokens ({num_student_tokens}) than the teacher ({n}); "
-                           "use a student patch at least as long as the teacher's")
-    return F.adaptive_avg_pool1d(teacher_tokens.transpose(1, 2), num_student_tokens).transpose(1, 2)
-
-
 def feature_loss(pred: torch.Tensor, target: torch.Tensor, cosine_weight: float,
                  smooth_l1_weight: float) -> torch.Tensor:
     """Cosine distance per token plus smooth-L1, both against the (aligned) teacher tokens."""
@@ -145,9 +134,16 @@ def feature_loss(pred: torch.Tensor, target: torch.Tensor, cosine_weight: float,
     return cosine_weight * cos + smooth_l1_weight * F.smooth_l1_loss(pred, target)
 
 
-def logit_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Multi-label distillation: BCE against the teacher's tempered sigmoid probabilities, scaled by T^2."""
+def logit_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+               kind: str = "multilabel") -> torch.Tensor:
+    """Output distillation as the output is read: BCE against tempered sigmoid probabilities (multi-label), KL
+    against tempered softmax (one-of-N), both scaled by T^2; smooth-L1 on the z-scored value (regression)."""
     t = temperature
+    if kind == "regression":
+        return F.smooth_l1_loss(student_logits, teacher_logits)
+    if kind == "multiclass":
+        return F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
+                        reduction="batchmean", log_target=True) * t * t
     return F.binary_cross_entropy_with_logits(student_logits / t, torch.sigmoid(teacher_logits / t)) * t * t
 
 
@@ -203,14 +199,6 @@ class TeacherFingerprint(nn.Module):
         self.register_buffer("digest", torch.tensor(list(raw), dtype=torch.uint8))
 
 
-class KeyedWindows(EcgWindows):
-    """EcgWindows whose items also carry their (record, offset) key, so cached teacher outputs can be found."""
-
-    def __getitem__(self, item: int | tuple[int, int]):
-        index, offset = item if isinstance(item, tuple) else (item, 0)
-        return index, offset, super().__getitem__((index, offset))
-
-
 # --------------------------------------------------------------------------------------------------------
 # set-up
 # --------------------------------------------------------------------------------------------------------
@@ -218,12 +206,24 @@ class KeyedWindows(EcgWindows):
 class DistillSetup:
     teacher: Teacher
     teacher_meta: dict[str, Any]
-    teacher_pre: EcgPreprocessing
-    student_pre: EcgPreprocessing
-    lead_index: list[int]
+    modality: Modality
+    output: TaskOutput | None  # how the teacher's head is read (None: an encoder without a head)
+    pairs: PairedInputs
     student: Student
-    windows: KeyedWindows
-    data_summary: dict[str, Any]
+    teacher_grid: tuple[int, ...]
+    student_grid: tuple[int, ...]
+
+    @property
+    def windows(self) -> Any:
+        return self.pairs.dataset
+
+    @property
+    def student_pre(self) -> Any:
+        return self.pairs.student_pre
+
+    @property
+    def data_summary(self) -> dict[str, Any]:
+        return self.pairs.summary
 
 
 def load_teacher(path: str | Path, intermediate: Sequence[int]) -> tuple[Teacher, dict[str, Any]]:
@@ -243,20 +243,10 @@ def load_teacher(path: str | Path, intermediate: Sequence[int]) -> tuple[Teacher
     return Teacher(encoder, head, intermediate), meta
 
 
-def student_preprocessing(teacher_pre: EcgPreprocessing, leads: Sequence[str] | None) -> tuple[EcgPreprocessing,
-                                                                                                  list[int]]:
-    """The teacher's preprocessing restricted to a lead subset (same filter, matching normalisation constants)."""
-    if leads is None:
-        return teacher_pre, list(range(teacher_pre.num_leads))
-    leads = tuple(leads)
-    missing = [name for name in leads if name not in teacher_pre.leads]
-    if missing or not leads:
-        raise DistillError(f"student leads {list(leads)} must be a non-empty subset of the teacher's "
-                           f"{list(teacher_pre.leads)} (missing {missing})")
-    idx = [teacher_pre.leads.index(name) for name in leads]
-    pick = (lambda v: tuple(v[i] for i in idx) if v is not None else None)  # noqa: E731
-    return replace(teacher_pre, leads=leads, mean=pick(teacher_pre.mean), std=pick(teacher_pre.std),
-                   _sos_cache={}), idx
+def student_options(cfg: DistillConfig) -> dict[str, Any]:
+    """The student input options as given (None: not given); the modality refuses those that are not its own."""
+    return {"leads": cfg.leads, "patch": cfg.patch, "registers": cfg.registers, "frames": cfg.frames,
+            "tubelet": cfg.tubelet, "image_size": cfg.image_size}
 
 
 def build_setup(cfg: DistillConfig) -> DistillSetup:
@@ -264,36 +254,23 @@ def build_setup(cfg: DistillConfig) -> DistillSetup:
         model_size(cfg.student)  # unknown name: the size table's own error
         raise DistillError(f"student size {cfg.student!r} is not a compact student; choose from {STUDENT_SIZES}")
     teacher, tmeta = load_teacher(cfg.teacher, cfg.intermediate)
-    modality = tmeta.get("encoder", {}).get("modality", "ecg")
-    if modality != "ecg":
-        raise DistillError(f"{cfg.teacher}: {modality} teachers need that modality's distillation data task; "
-                           "this build provides the ECG one")
-    if "preprocessing" not in tmeta:
+    modality = modality_of(tmeta)
+    if "preprocessing" not in tmeta and modality.name == "ecg":
         raise DistillError(f"{cfg.teacher}: meta.json carries no preprocessing description")
-    tpre = EcgPreprocessing.from_dict(tmeta["preprocessing"])
-    if tpre.mean is None or tpre.std is None:
-        raise DistillError(f"{cfg.teacher}: teacher preprocessing has no fitted normalisation constants")
-    spre, lead_index = student_preprocessing(tpre, cfg.leads)
-    tspec = teacher.encoder.spec
-    patch = cfg.patch or tspec.patch
-    if patch % tspec.patch:
-        raise DistillError(f"student patch {patch} must be a multiple of the teacher's {tspec.patch} samples")
-    if tspec.samples % patch:
-        raise DistillError(f"window of {tspec.samples} samples is not a multiple of the student patch {patch}")
-
-    records, summary = load_pretraining_signals(cfg.data, tpre, cfg.skip_bad, cfg.max_records)
-    windows = KeyedWindows([tpre.normalise(r) for r in records], tpre.window)
+    try:
+        pairs = modality.paired_inputs(tmeta, student_options(cfg), cfg.data, cfg.skip_bad, cfg.max_records)
+    except PairingError as exc:
+        raise DistillError(f"{cfg.teacher}: {exc}") from None
+    output = TaskOutput.from_meta(tmeta) if teacher.head is not None else None
 
     torch.manual_seed(cfg.seed)
-    encoder = EcgEncoder(EcgEncoderSpec(size=cfg.student, leads=len(lead_index), samples=tspec.samples,
-                                        patch=patch, registers=cfg.registers))
-    use_teacher_head = teacher.head is not None and cfg.head == "auto"
-    head = None
-    if use_teacher_head:
-        hspec = dict(tmeta["head"], dim=encoder.dim)
-        head = build_head(hspec)
+    student_spec = {**pairs.student_spec, "size": cfg.student}
+    encoder = build_encoder(student_spec)
+    head = build_head(dict(tmeta["head"], dim=encoder.dim)) if teacher.head is not None and cfg.head == "auto" \
+        else None
     student = Student(encoder, teacher.encoder.dim, len(teacher.encoder.blocks), cfg.intermediate, head)
-    return DistillSetup(teacher, tmeta, tpre, spre, lead_index, student, windows, summary)
+    return DistillSetup(teacher, tmeta, modality, output, pairs, student, modality.token_grid(tmeta["encoder"]),
+                        modality.token_grid(student_spec))
 
 
 def _teacher_cache(setup: DistillSetup, device: torch.device, batch: int = 16) -> dict[tuple[int, int], tuple]:
@@ -302,7 +279,7 @@ def _teacher_cache(setup: DistillSetup, device: torch.device, batch: int = 16) -
     ws = setup.windows
     for start in range(0, len(ws), batch):
         ids = list(range(start, min(len(ws), start + batch)))
-        x = torch.stack([ws[(i, 0)][2] for i in ids]).to(device)
+        x = torch.stack([ws[(i, 0)][2] for i in ids]).to(device)  # the teacher's input
         tokens, inter, logits = setup.teacher(x)
         for j, i in enumerate(ids):
             cache[(i, 0)] = (tokens[j].cpu(), {k: v[j].cpu() for k, v in inter.items()},
@@ -323,13 +300,17 @@ def distill_losses(setup: DistillSetup, cfg: DistillConfig, x_student: torch.Ten
     """(total, feature, logit) losses for one batch."""
     t_tokens, t_inter, t_logits = teacher_out
     preds, s_logits = setup.student(x_student)
-    n = preds["final"].shape[1]
-    pairs = [(preds["final"], align_tokens(t_tokens, n))]
-    pairs += [(preds[f"block{i}"], align_tokens(t_inter[i], n)) for i in cfg.intermediate]
+
+    def aligned(tokens: torch.Tensor) -> torch.Tensor:
+        return align_tokens(tokens, setup.student_grid, setup.teacher_grid)
+
+    pairs = [(preds["final"], aligned(t_tokens))]
+    pairs += [(preds[f"block{i}"], aligned(t_inter[i])) for i in cfg.intermediate]
     feat = sum(feature_loss(p.float(), t.float(), cfg.cosine_weight, cfg.smooth_l1_weight) for p, t in pairs)
     feat = feat / len(pairs)
     if s_logits is not None and t_logits is not None and cfg.logit_weight > 0:
-        logit = logit_loss(s_logits.float(), t_logits.float(), cfg.temperature)
+        kind = setup.output.kind if setup.output is not None else "multilabel"
+        logit = logit_loss(s_logits.float(), t_logits.float(), cfg.temperature, kind)
     else:
         logit = torch.zeros((), device=x_student.device)
     return feat + cfg.logit_weight * logit, feat, logit
@@ -340,8 +321,10 @@ def fixed_batch_feature_loss(setup: DistillSetup, cfg: DistillConfig, device: to
     """Feature loss on a fixed set of windows (the first n records at offset 0), student in eval mode."""
     was = setup.student.training
     setup.student.eval()
-    x = torch.stack([setup.windows[(i, 0)][2] for i in range(min(n, len(setup.windows)))]).to(device)
-    _, feat, _ = distill_losses(setup, cfg, x[:, setup.lead_index], setup.teacher(x))
+    items = [setup.windows[(i, 0)] for i in range(min(n, len(setup.windows)))]
+    x = torch.stack([it[2] for it in items]).to(device)
+    xs = torch.stack([it[3] for it in items]).to(device)
+    _, feat, _ = distill_losses(setup, cfg, xs, setup.teacher(x))
     setup.student.train(was)
     return float(feat)
 
@@ -403,7 +386,7 @@ def distill(cfg: DistillConfig, progress: Progress | None = None, stop_after: in
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     t0, seen = time.perf_counter(), 0
     with open(out / "metrics.jsonl", "a") as metrics_file:
-        for step, (rec, off, x) in zip(range(start, last), loader, strict=False):
+        for step, (rec, off, x, x_student) in zip(range(start, last), loader, strict=False):
             lr = lr_at(cfg, step)  # type: ignore[arg-type]  (same schedule fields as PretrainConfig)
             wd = linear(cfg.weight_decay, cfg.final_weight_decay, step, cfg.steps)
             for group in opt.param_groups:
@@ -415,7 +398,7 @@ def distill(cfg: DistillConfig, progress: Progress | None = None, stop_after: in
                 teacher_out = _stack_cached(cache, list(zip(rec.tolist(), off.tolist(), strict=True)), device)
             else:
                 teacher_out = setup.teacher(x)
-            loss, feat, logit = distill_losses(setup, cfg, x[:, setup.lead_index], teacher_out)
+            loss, feat, logit = distill_losses(setup, cfg, x_student.to(device), teacher_out)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
@@ -435,60 +418,13 @@ def distill(cfg: DistillConfig, progress: Progress | None = None, stop_after: in
                 ckpt.save(out, done, student, frozen, opt, cfg, info)
     if last < cfg.steps:
         return out / "classifier"
-    return export_student(setup, cfg, out, device, feature_start)
+    from .export import export_student
 
-
-def export_student(setup: DistillSetup, cfg: DistillConfig, out: Path, device: torch.device,
-                   feature_start: float | None) -> Path:
-    """Give the student its head, labels and thresholds, and write ONE classifier folder."""
-    from jepa_edge.tasks.probe import ProbeConfig, evaluate_scores, load_task_data, probe_encoder, record_scores
-
-    student = setup.student.cpu().eval()
-    tmeta = setup.teacher_meta
+    setup.student.cpu().eval()
+    setup.teacher.cpu()
     feature_end = fixed_batch_feature_loss(setup, cfg, torch.device("cpu"))
-    labelled = find_ptbxl(cfg.labels_data or cfg.data) if (cfg.evaluate or student.head is None) else None
-    metrics: dict[str, Any] | None = None
-    if student.head is not None:  # distilled head: teacher's labels; thresholds re-tuned on fold 9 if possible
-        model = Classifier(student.encoder, student.head).eval()
-        head_spec = dict(tmeta["head"], dim=student.encoder.dim)
-        labels, thresholds, task = list(tmeta["labels"]), list(tmeta["thresholds"]), tmeta.get("task", cfg.task)
-        if labelled is not None and cfg.evaluate:
-            data = load_task_data(labelled, task, setup.student_pre)
-            if list(data.classes) == labels:
-                val = record_scores(model, torch.from_numpy(data.val.x), data.val.record_of_window, 32)
-                test = record_scores(model, torch.from_numpy(data.test.x), data.test.record_of_window, 32)
-                metrics = evaluate_scores(data.val.labels, val, data.test.labels, test, data.classes, cfg.n_boot,
-                                          cfg.seed)
-                thresholds = metrics["thresholds"]
-    else:  # no teacher head (or a probe was asked for): fit one on the labelled training folds
-        if labelled is None:
-            raise DistillError(f"the teacher has no head and {cfg.labels_data or cfg.data} holds no labelled PTB-XL: "
-                               "give a classifier teacher or labels_data so the student gets labels and thresholds")
-        data = load_task_data(labelled, cfg.task, setup.student_pre)
-        pcfg = ProbeConfig(head="linear" if cfg.head == "auto" else cfg.head, epochs=cfg.probe_epochs,
-                           n_boot=cfg.n_boot, seed=cfg.seed)
-        model, pmeta, metrics = probe_encoder(student.encoder.requires_grad_(False), setup.student_pre, data, pcfg)
-        head_spec, labels, thresholds, task = pmeta["head"], pmeta["labels"], pmeta["thresholds"], pmeta["task"]
-    summary = {
-        "teacher": str(cfg.teacher), "teacher_encoder": tmeta["encoder"], "student": cfg.student,
-        "steps": cfg.steps, "seed": cfg.seed, "leads": list(setup.student_pre.leads),
-        "student_patch": setup.student.encoder.spec.patch, "intermediate": list(cfg.intermediate),
-        "head": "distilled" if student.head is not None else "probe",
-        "teacher_parameters": count_parameters(setup.teacher.encoder),
-        "student_parameters": count_parameters(student.encoder),
-        "feature_loss_start": feature_start, "feature_loss_end": feature_end, "data": setup.data_summary,
-    }
-    if metrics is not None:
-        summary["test_macro_auc"] = metrics["test_macro_auc"]
-        summary["test_macro_auc_ci95"] = metrics["test_macro_auc_ci95"]
-    meta = {"kind": "classifier", "encoder": encoder_spec(model.encoder), "head": head_spec, "labels": labels,
-            "thresholds": thresholds, "task": task, "preprocessing": setup.student_pre.to_dict(),
-            "distill": summary}
-    model_dir = save_model(out / "classifier", copy.deepcopy(model).eval(), meta)
-    atomic_write_json(out / "distill_metrics.json",
-                      json.loads(json.dumps({**summary, "evaluation": metrics}, default=float)))
-    return model_dir
+    return export_student(setup, cfg, out, feature_start, feature_end)
 
 
-__all__ = ["DistillConfig", "DistillError", "Student", "Teacher", "align_tokens", "build_setup", "distill",
-           "student_preprocessing"]
+__all__ = ["DistillConfig", "DistillError", "DistillSetup", "Student", "Teacher", "align_tokens", "build_setup",
+           "distill", "logit_loss", "student_preprocessing"]

@@ -59,6 +59,14 @@ class Modality:
         labels = list(output.names) if output.kind == "multilabel" else None
         return build_calibration_set(pre, data, windows=count, seed=seed, labels=labels, split=split)
 
+    def paired_inputs(self, teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data: str | Path | None,
+                      skip_bad: bool = False, max_records: int | None = None) -> Any:
+        """Teacher and student inputs of the same moments for distillation (`jepa_edge.paired.PairedInputs`):
+        ECG students may take a lead subset (`leads`) and longer patches (`patch`)."""
+        from .paired import ecg_pairs
+
+        return ecg_pairs(teacher_meta, options, data, skip_bad, max_records)
+
     def io_fields(self, encoder: Mapping[str, Any], output: TaskOutput, embedding_dim: int) -> dict[str, Any]:
         """The manifest's `io`: names, shapes (batch dynamic) and layout of every tensor."""
         return {
@@ -96,6 +104,14 @@ class EchoModality(Modality):
         from .data.echo_clips import build_echo_clip_set
 
         return build_echo_clip_set(pre, data, output, clips=count, seed=seed, split=split)
+
+    def paired_inputs(self, teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data: str | Path | None,
+                      skip_bad: bool = False, max_records: int | None = None) -> Any:
+        """Echo students may take fewer frames over the same span (`frames`), a coarser tubelet (`tubelet`) or a
+        smaller image (`image_size`); videos from an EchoNet folder's TRAIN split (or synthetic clips)."""
+        from .paired import echo_pairs
+
+        return echo_pairs(teacher_meta, options, data, skip_bad, max_records)
 
 
 MODALITIES: dict[str, Modality] = {m.name: m for m in (Modality(), EchoModality())}
