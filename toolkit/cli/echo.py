@@ -48,9 +48,9 @@ def import_weights(
     from ..models.vjepa_import import import_vjepa
 
     path, report = import_vjepa(checkpoint, out, section, frames, image_size, strict=strict)
-    console.print(report.summary())
+    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)  # its "[...]" is text, not markup
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"encoder: [bold]{path}[/]")
 
 
