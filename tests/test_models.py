@@ -22,9 +22,13 @@ def test_large_sizes_match_vjepa2() -> None:
     with torch.device("meta"):  # no memory for a billion parameters
         assert 1.0e9 <= count_parameters(build_ecg_encoder("vit-g")) <= 1.1e9
         assert 0.29e9 <= count_parameters(build_ecg_encoder("vit-l")) <= 0.31e9
-    assert list(MODEL_SIZES) == ["vit-tiny", "vit-xs", "vit-s", "vit-b", "vit-l", "vit-g"]
-    with pytest.raises(ValueError, match="unknown model size 'vit-h'"):
-        model_size("vit-h")
+        assert 0.62e9 <= count_parameters(build_ecg_encoder("vit-h")) <= 0.64e9  # V-JEPA 2's released ViT-H
+    assert list(MODEL_SIZES) == ["vit-tiny", "vit-xs", "vit-s", "vit-b", "vit-l", "vit-h", "vit-g", "vit-g-16h"]
+    h, g, g16 = model_size("vit-h"), model_size("vit-g"), model_size("vit-g-16h")
+    assert (h.dim, h.depth, h.heads, h.mlp_ratio) == (1280, 32, 16, 4.0)  # upstream vit_huge
+    assert (g.heads, g16.heads) == (22, 16) and (g.dim, g.depth, g.mlp_ratio) == (g16.dim, g16.depth, g16.mlp_ratio)
+    with pytest.raises(ValueError, match="unknown model size 'vit-x'"):
+        model_size("vit-x")
 
 
 def test_ecg_tokens_mix_all_leads_per_50ms_patch() -> None:

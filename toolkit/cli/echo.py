@@ -39,7 +39,11 @@ def synth(
 def import_weights(
     checkpoint: Path = typer.Argument(..., help="V-JEPA 2 / EchoJEPA checkpoint (.pt / .pth.tar)"),
     out: Path = typer.Argument(..., help="model folder to write"),
-    section: str = typer.Option(None, help="checkpoint section (default: target_encoder, then encoder)"),
+    section: str = typer.Option(None, help="checkpoint section (default: encoder, as upstream's hub loader; "
+                                "then target_encoder)"),
+    size: str = typer.Option(None, help="model size (e.g. vit-h, vit-g); needed where the weights fit several"),
+    pos_embed: str = typer.Option("rope", help="rope (V-JEPA 2; a pos_embed in the file is a leftover) or "
+                                  "sincos (V-JEPA 1)"),
     frames: int = typer.Option(16),
     image_size: int = typer.Option(224),
     strict: bool = typer.Option(True, "--strict/--no-strict", help="fail on any missing or unexpected key"),
@@ -47,10 +51,11 @@ def import_weights(
     """Map a released V-JEPA 2 checkpoint onto our video encoder (weights_only load) and save a model folder."""
     from ..models.vjepa_import import import_vjepa
 
-    path, report = import_vjepa(checkpoint, out, section, frames, image_size, strict=strict)
-    console.print(report.summary())
+    path, report = import_vjepa(checkpoint, out, section, frames, image_size, strict=strict, size=size,
+                                pos_embed=pos_embed)
+    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)  # its "[...]" is text, not markup
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"encoder: [bold]{path}[/]")
 
 

@@ -27,7 +27,9 @@ class ViTSize:
     mlp_ratio: float = 4.0
 
 
-# ECG-JEPA's XS/S/B (kweimann/ECG-JEPA), V-JEPA 2's L/g; vit-tiny is our smallest student.
+# ECG-JEPA's XS/S/B (kweimann/ECG-JEPA), V-JEPA 2's L/H/g (facebookresearch/vjepa2 vit_large, vit_huge,
+# vit_giant_xformers); vit-tiny is our smallest student. vit-g-16h is upstream's 16-head `vit_giant`, same weight
+# shapes as vit-g: the head count is not stored in weights, so an import of a 1408-wide, 40-deep file needs a size.
 MODEL_SIZES: dict[str, ViTSize] = {
     s.name: s
     for s in (
@@ -36,7 +38,9 @@ MODEL_SIZES: dict[str, ViTSize] = {
         ViTSize("vit-s", 384, 8, 6, 192, 8, 6),
         ViTSize("vit-b", 768, 12, 12, 384, 12, 12),
         ViTSize("vit-l", 1024, 24, 16, 384, 12, 12),
+        ViTSize("vit-h", 1280, 32, 16, 384, 12, 12),
         ViTSize("vit-g", 1408, 40, 22, 384, 12, 12, mlp_ratio=48 / 11),
+        ViTSize("vit-g-16h", 1408, 40, 16, 384, 12, 12, mlp_ratio=48 / 11),
     )
 }
 

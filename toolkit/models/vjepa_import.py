@@ -8,7 +8,21 @@ optimiser state); the encoders are wrapped in DDP and a multi-sequence wrapper, 
     blocks.i.mlp.fc1/fc2.*    -> blocks.i.fc1/fc2.*
     blocks.i.{norm1,norm2,attn.qkv,attn.proj}.* -> same name
     norm.*                    -> norm.*
-    pos_embed                 -> not loaded: recomputed as our fixed 3D sin-cos table (checked, reported)
+    pos_embed                 -> never loaded (see below; reported in the import notes)
+
+Positions. V-JEPA 2 encoders use 3D RoPE inside attention (`use_rope=True` in upstream's hub builders) and
+add no position table to the tokens. The released state dicts nevertheless carry a `pos_embed` tensor, a
+leftover that upstream's own hub loader skips (`load_state_dict(strict=False)`, "state_dict has pos_embed but
+we use RoPE"). So a `pos_embed` key says nothing about the scheme, and RoPE is the default; adding the
+table instead changes every feature. Only V-JEPA 1 checkpoints (no RoPE) need `pos_embed="sincos"`, which
+the caller has to ask for.
+
+Section. Upstream's hub loader and demo read the `encoder` section of a released file, so that is the
+default; `target_encoder` (the EMA copy) is used only when asked for or when it is the only encoder present.
+
+Size. Width, depth and MLP width come from the tensors; the head count does not. Where the table has more
+than one size with the same shapes (vit-g: 22 heads, V-JEPA 2's `vit_giant_xformers`; vit-g-16h: upstream's
+16-head `vit_giant`) the caller must name the size.
 
 Files are read with `torch.load(weights_only=True)`: tensors and plain containers only, no code runs.
 Everything that is neither mapped nor deliberately ignored is reported, never silently dropped.
@@ -25,11 +39,11 @@ import torch
 
 from ..data.errors import DataError
 from .checkpoint import save_model
-from .video import VideoEncoder, VideoEncoderSpec
-from .vit import MODEL_SIZES
+from .video import POS_EMBEDS, VideoEncoder, VideoEncoderSpec
+from .vit import MODEL_SIZES, ViTSize, model_size
 
 PREFIXES = ("module.", "backbone.", "_orig_mod.")
-ENCODER_KEYS = ("target_encoder", "encoder")  # the EMA target encoder is the one V-JEPA 2 evaluates
+ENCODER_KEYS = ("encoder", "target_encoder")  # in this order: upstream's hub loader and demo read `encoder`
 IGNORED = ("pos_embed",)
 
 
@@ -42,6 +56,7 @@ class ImportReport:
     source: str
     section: str
     spec: dict[str, Any]
+    size_given: bool = False  # True: the caller named the size; False: read off the weights
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # our parameters the checkpoint did not provide
     unexpected: list[str] = field(default_factory=list)  # checkpoint tensors with no place in our model
@@ -53,7 +68,9 @@ class ImportReport:
         return not self.missing and not self.unexpected
 
     def summary(self) -> str:
-        text = (f"{self.source} [{self.section}]: {len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
+        size = f"{self.spec['size']} ({'given' if self.size_given else 'inferred'})"
+        text = (f"{self.source} [section {self.section}, {size}, {self.spec['pos_embed']} positions]: "
+                f"{len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
                 f"{len(self.unexpected)} unexpected, {len(self.ignored)} ignored")
         if self.missing:
             text += f"; missing: {self.missing[:6]}"
@@ -62,8 +79,9 @@ class ImportReport:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "section": self.section, "spec": self.spec, "loaded": len(self.loaded),
-                "missing": self.missing, "unexpected": self.unexpected, "ignored": self.ignored, "notes": self.notes}
+        return {"source": self.source, "section": self.section, "spec": self.spec, "size_given": self.size_given,
+                "loaded": len(self.loaded), "missing": self.missing, "unexpected": self.unexpected,
+                "ignored": self.ignored, "notes": self.notes}
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -126,7 +144,8 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 
 
 def select_encoder_state(obj: dict[str, Any], path: str, section: str | None = None) -> tuple[str, dict]:
-    """Pick the encoder state dict from a training checkpoint, or take a bare state dict as is."""
+    """Pick the encoder state dict: `section` if named, else `encoder` (as upstream loads), else `target_encoder`,
+    else the file itself when it is a bare state dict."""
     if section is not None:
         if section not in obj or not isinstance(obj[section], dict):
             raise ImportError_(f"{path}: no section {section!r} (has {sorted(k for k in obj if isinstance(k, str))})")
@@ -140,38 +159,57 @@ def select_encoder_state(obj: dict[str, Any], path: str, section: str | None = N
                        f"has {sorted(str(k) for k in obj)[:10]})")
 
 
-def infer_spec(state: dict[str, torch.Tensor], path: str, frames: int = 16, image_size: int = 224) -> VideoEncoderSpec:
-    """Size, patch, tubelet, channels, biases and position scheme read off the tensors themselves."""
+def infer_spec(state: dict[str, torch.Tensor], path: str, frames: int = 16, image_size: int = 224,
+               size: str | None = None, pos_embed: str = "rope") -> VideoEncoderSpec:
+    """Patch, tubelet, channels and biases read off the tensors; the size checked against them (or inferred when
+    unambiguous). `pos_embed` is the caller's choice, never read from the checkpoint (see the module docstring)."""
     proj = state.get("patch_embed.proj.weight")
     if proj is None or proj.dim() != 5:
         raise ImportError_(f"{path}: no 3D patch embedding 'patch_embed.proj.weight' (is this a video model?)")
+    if pos_embed not in POS_EMBEDS:
+        raise ImportError_(f"{path}: position scheme {pos_embed!r} is not one of {POS_EMBEDS}")
     dim, channels, tubelet, patch, _ = proj.shape
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
-    hidden = state.get("blocks.0.mlp.fc1.weight")
-    matches = [s for s in MODEL_SIZES.values() if s.dim == dim and s.depth == depth
-               and (hidden is None or int(round(s.dim * s.mlp_ratio)) == hidden.shape[0])]
-    if not matches:
-        raise ImportError_(f"{path}: width {dim}, depth {depth} matches no size in the table "
-                           f"({', '.join(f'{s.name} {s.dim}/{s.depth}' for s in MODEL_SIZES.values())})")
-    return VideoEncoderSpec(size=matches[0].name, frames=frames, image_size=image_size, patch=patch, tubelet=tubelet,
-                            channels=channels, registers=0,
-                            pos_embed="sincos" if "pos_embed" in state else "rope",
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    hidden = None if fc1 is None else fc1.shape[0]
+    shapes = f"width {dim}, depth {depth}" + (f", MLP {hidden}" if hidden is not None else "")
+
+    def fits(s: ViTSize) -> bool:
+        return s.dim == dim and s.depth == depth and (hidden is None or int(round(s.dim * s.mlp_ratio)) == hidden)
+
+    if size is not None:
+        try:
+            chosen = model_size(size)
+        except ValueError as exc:
+            raise ImportError_(f"{path}: {exc}") from None
+        if not fits(chosen):
+            raise ImportError_(f"{path}: {shapes} does not fit size {size} ({chosen.dim} wide, {chosen.depth} deep, "
+                               f"MLP {int(round(chosen.dim * chosen.mlp_ratio))})")
+    else:
+        matches = [s for s in MODEL_SIZES.values() if fits(s)]
+        if not matches:
+            raise ImportError_(f"{path}: {shapes} matches no size in the table "
+                               f"({', '.join(f'{s.name} {s.dim}/{s.depth}' for s in MODEL_SIZES.values())})")
+        if len(matches) > 1:
+            options = ", ".join(f"{s.name} ({s.heads} heads)" for s in matches)
+            raise ImportError_(f"{path}: {shapes} fits several sizes that differ only in the head count, which "
+                               f"weights do not record: {options}; name it with size= (CLI: --size)")
+        chosen = matches[0]
+    return VideoEncoderSpec(size=chosen.name, frames=frames, image_size=image_size, patch=patch, tubelet=tubelet,
+                            channels=channels, registers=0, pos_embed=pos_embed,
                             bias="blocks.0.attn.qkv.bias" in state, norm_eps=1e-6)
 
 
-def import_vjepa_encoder(path: str | Path, section: str | None = None, frames: int = 16, image_size: int = 224,
-                         heads: int | None = None, strict: bool = True) -> tuple[VideoEncoder, ImportReport]:
-    """Build our encoder from a V-JEPA 2 / EchoJEPA checkpoint; strict raises on any missing/unexpected key."""
-    path = Path(path)
-    obj = load_checkpoint_file(path)
-    chosen, raw = select_encoder_state(obj, str(path), section)
+def encoder_from_checkpoint(obj: dict[str, Any], path: str | Path, section: str | None = None, frames: int = 16,
+                            image_size: int = 224, size: str | None = None, pos_embed: str = "rope",
+                            strict: bool = True) -> tuple[VideoEncoder, ImportReport]:
+    """Build our encoder from an already loaded checkpoint dict; strict raises on any missing/unexpected key."""
+    path = str(path)
+    chosen, raw = select_encoder_state(obj, path, section)
     state = strip_prefixes(raw)
-    spec = infer_spec(state, str(path), frames, image_size)
-    if heads is not None and heads != MODEL_SIZES[spec.size].heads:
-        raise ImportError_(f"{path}: checkpoint trained with {heads} heads but {spec.size} has "
-                           f"{MODEL_SIZES[spec.size].heads} (e.g. vit_giant_xformers vs vit_giant)")
+    spec = infer_spec(state, path, frames, image_size, size, pos_embed)
     encoder = VideoEncoder(spec)
-    report = ImportReport(str(path), chosen, spec.to_dict())
+    report = ImportReport(path, chosen, spec.to_dict(), size_given=size is not None)
     ours = encoder.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -188,11 +226,10 @@ def import_vjepa_encoder(path: str | Path, section: str | None = None, frames: i
         mapped[target] = value.float()
     report.missing = sorted(set(ours) - set(mapped))
     report.loaded = sorted(mapped)
-    if "pos_embed" in state and encoder.pos is not None:
-        theirs = state["pos_embed"].float().reshape(-1, encoder.dim)
-        if theirs.shape != encoder.pos.shape or not torch.allclose(theirs, encoder.pos, atol=1e-4):
-            report.notes.append("checkpoint pos_embed differs from our 3D sin-cos table (uniform_power or "
-                                "grid mismatch); ours is used")
+    report.notes.append(_position_note(state.get("pos_embed"), encoder))
+    if section is None and chosen in ENCODER_KEYS:
+        why = "as upstream's hub loader reads" if chosen == ENCODER_KEYS[0] else f"no {ENCODER_KEYS[0]!r} section"
+        report.notes.append(f"section {chosen!r} chosen by default ({why}; pick one with section= / --section)")
     others = sorted(k for k in obj if isinstance(k, str) and k != chosen and isinstance(obj[k], dict))
     if others:
         report.notes.append(f"sections not imported: {others}")
@@ -202,15 +239,43 @@ def import_vjepa_encoder(path: str | Path, section: str | None = None, frames: i
     return encoder, report
 
 
+def _position_note(theirs: torch.Tensor | None, encoder: VideoEncoder) -> str:
+    """Say what happened to the checkpoint's `pos_embed` under the chosen scheme."""
+    if encoder.pos is None:
+        if theirs is None:
+            return "RoPE positions; the checkpoint has no pos_embed"
+        return (f"RoPE positions (V-JEPA 2); the checkpoint's pos_embed {tuple(theirs.shape)} is a leftover the "
+                "RoPE model does not use (upstream's hub loader drops it too) and was not loaded; "
+                "a V-JEPA 1 checkpoint needs pos_embed='sincos' (CLI: --pos-embed sincos)")
+    if theirs is None:
+        return "sin-cos positions as asked; the checkpoint has no pos_embed to compare with our 3D table"
+    theirs = theirs.float().reshape(-1, encoder.dim)
+    if theirs.shape != encoder.pos.shape or not torch.allclose(theirs, encoder.pos, atol=1e-4):
+        return ("sin-cos positions as asked; the checkpoint's pos_embed differs from our 3D sin-cos table "
+                "(uniform_power or grid mismatch); ours is used")
+    return "sin-cos positions as asked; the checkpoint's pos_embed equals our 3D sin-cos table"
+
+
+def import_vjepa_encoder(path: str | Path, section: str | None = None, frames: int = 16, image_size: int = 224,
+                         size: str | None = None, pos_embed: str = "rope",
+                         strict: bool = True) -> tuple[VideoEncoder, ImportReport]:
+    """Read a V-JEPA 2 / EchoJEPA checkpoint file (weights_only) and build our encoder from it."""
+    return encoder_from_checkpoint(load_checkpoint_file(path), path, section, frames, image_size, size, pos_embed,
+                                   strict)
+
+
 def import_vjepa(path: str | Path, out: str | Path, section: str | None = None, frames: int = 16,
-                 image_size: int = 224, strict: bool = True) -> tuple[Path, ImportReport]:
-    """Import and save as a jepa-edge model folder (model.safetensors + meta.json with the import report)."""
+                 image_size: int = 224, strict: bool = True, size: str | None = None,
+                 pos_embed: str = "rope") -> tuple[Path, ImportReport]:
+    """Import and save as a jepa-edge model folder; meta.json's `import` records the section, size and position
+    scheme actually used and the source file's SHA-256, so a model folder says what it was made from."""
     from ..data.echo import EchoPreprocessing
     from ..io import sha256_file
 
-    encoder, report = import_vjepa_encoder(path, section, frames, image_size, strict=strict)
+    encoder, report = import_vjepa_encoder(path, section, frames, image_size, size, pos_embed, strict=strict)
     pre = EchoPreprocessing(frames=frames, size=image_size)
+    provenance = {"section": report.section, "size": encoder.spec.size, "size_given": report.size_given,
+                  "pos_embed": encoder.spec.pos_embed, "source_sha256": sha256_file(path), "report": report.to_dict()}
     meta = {"kind": "encoder", "encoder": encoder.spec.to_dict(), "modality": "echo", "source": "vjepa2-import",
-            "source_checkpoint_sha256": sha256_file(path), "import_report": report.to_dict(),
-            "preprocessing": pre.to_dict()}
+            "import": provenance, "preprocessing": pre.to_dict()}
     return save_model(out, encoder, meta), report
