@@ -375,6 +375,9 @@ class StreamClassifier:
         from jepa_edge.bundle import open_bundle
 
         bundle = open_bundle(path, public_key=public_key, require_signature=require_signature)
+        if bundle.modality != "ecg" or bundle.output.kind != "multilabel":
+            raise StreamError(f"{path}: a {bundle.modality} bundle with a {bundle.output.kind} output; streaming "
+                              "classifies ECG windows (for echo clips use `jepa-edge echo infer`)")
         model = bundle.manifest.get("model") or {}
         engine = bundle.engine(role=role, backend=backend, **engine_options)
         return cls(engine, bundle.preprocessing, bundle.labels, bundle.thresholds.tolist(),
@@ -391,6 +394,9 @@ class StreamClassifier:
         meta = read_meta(model_dir)
         if meta.get("kind") != "classifier" or "preprocessing" not in meta:
             raise StreamError(f"{model_dir}: not a classifier with a preprocessing description")
+        if meta["preprocessing"].get("kind", "ecg") != "ecg":
+            raise StreamError(f"{model_dir}: an {meta['preprocessing'].get('kind')} model; streaming classifies ECG "
+                              "windows (for echo clips use `jepa-edge echo infer`)")
         engine = (open_engine(engine_path, **engine_options) if engine_path is not None
                   else open_engine(model_dir, backend=backend, **engine_options))
         return cls(engine, EcgPreprocessing.from_dict(meta["preprocessing"]), meta.get("labels") or [],

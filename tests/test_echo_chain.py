@@ -194,3 +194,13 @@ def test_accuracy_control_judges_lvef_mae(ef_student: Path, echonet: Path, tmp_p
     assert control["int8"] - control["fp32"] <= 0.2 + 1e-9  # MAE may rise by at most 0.2 EF points
     with pytest.raises(DataError, match="no TEST videos|no VAL videos|FileList.csv missing"):
         quantize_classifier(ef_student, tmp_path / "b", data=tmp_path, windows=4)
+
+
+def test_streaming_refuses_an_echo_bundle_with_a_clear_error(ef_student: Path, echonet: Path, tmp_path: Path) -> None:
+    from jepa_edge.devices.stream import StreamClassifier, StreamError
+
+    bundle = build_bundle(ef_student, "jetson", tmp_path / "b", data=echonet, calibration_windows=8)
+    with pytest.raises(StreamError, match="echo bundle with a regression output.*echo infer"):
+        StreamClassifier.open(bundle)
+    with pytest.raises(StreamError, match="an echo model; streaming classifies ECG"):
+        StreamClassifier.open(ef_student)
