@@ -149,6 +149,10 @@ def test_cart_bundle_is_reproducible_verifies_and_carries_the_clip_constants(ef_
     assert inputs.shape[1:] == (3, 4, 32, 32)
     values = bundle.output.values(bundle.engine().outputs(inputs)["logits"])
     np.testing.assert_allclose(values, bundle.output.values(expected["logits"]), atol=0.05 * bundle.output.std)
+    from jepa_edge.cli.bench import bench_bundle
+
+    timed = {row["role"]: row for row in bench_bundle(first, runs=2)}
+    assert timed["openvino-int8-xml"]["p50_ms"] > 0 and timed["onnx-fp32"]["backend"] == "onnxruntime"
     header = (first / "include" / "jepa_edge_model.h").read_text()
     for line in ("#define JEPA_EDGE_CLIP_FRAMES 4", "#define JEPA_EDGE_CLIP_SIZE 32",
                  "#define JEPA_EDGE_OUTPUT_KIND 2", '#define JEPA_EDGE_MODALITY "echo"'):
