@@ -57,8 +57,12 @@ def _check_fps(path: str | Path, fps: float | None) -> float:
 
 def _decode_container(path: Path, colour: bool) -> tuple[list[np.ndarray], float | None, int]:
     import av
+    from av.video.reformatter import VideoReformatter
 
     fmt = "rgb24" if colour else "gray"
+    # One reformatter for the whole file: `frame.to_ndarray(format=...)` builds a new swscale context for every
+    # frame, which cost ~0.5 ms per frame (7x the decode itself at 112 px); the pixels are identical.
+    reformatter = VideoReformatter()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -66,7 +70,7 @@ def _decode_container(path: Path, colour: bool) -> tuple[list[np.ndarray], float
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             declared = int(stream.frames or 0)
-            frames = [frame.to_ndarray(format=fmt) for frame in container.decode(stream)]
+            frames = [reformatter.reformat(frame, format=fmt).to_ndarray() for frame in container.decode(stream)]
     except RecordError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
