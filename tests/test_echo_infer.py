@@ -170,6 +170,20 @@ def test_echonet_and_plain_folders_expand_to_their_videos(runner: EchoInfer, ech
     assert summary["ok"] == 11 and summary["seconds_of_video"] == pytest.approx(8 * 62 / 25 + 3 * 4.0)
 
 
+def test_container_without_a_frame_count_is_planned_on_the_true_count(runner: EchoInfer, tmp_path: Path) -> None:
+    """Matroska headers carry no frame count: the picks are planned after a counting pass, same clips."""
+    from jepa_edge.data.echo import read_sparse
+
+    v = synthesize_echo(5, VIDEO, ef=40.0, view="A4C")
+    mkv = write_video(tmp_path / "clip.mkv", v.frames, v.fps)
+    counts: list[int] = []
+    sparse = read_sparse(mkv, lambda n, fps: counts.append(n) or np.arange(0, n, 9))
+    assert counts == [100] and sparse.num_frames == 100
+    np.testing.assert_array_equal(sparse.frames, read_video(mkv).frames[sparse.indices])
+    result = runner.infer_video(mkv)
+    assert result["error"] is None and [c["start_frame"] for c in result["clips"]] == [0, 18, 37, 55]
+
+
 def test_colour_video_into_a_three_channel_model_goes_in_as_rgb(runner: EchoInfer, tmp_path: Path) -> None:
     v = synthesize_echo(7, VIDEO)
     rgb = np.repeat(v.frames[..., None], 3, axis=-1)

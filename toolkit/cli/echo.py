@@ -1,4 +1,4 @@
-"""`jepa-edge echo` verbs: synthetic data, V-JEPA 2 weight import, echo probes."""
+"""`jepa-edge echo` verbs: synthetic data, V-JEPA 2 weight import, echo probes, on-cart inference."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from .app import app, console, user_errors
 
-echo_app = typer.Typer(help="Echocardiography: synthetic videos, V-JEPA 2 weight import, LVEF / view probes.",
+echo_app = typer.Typer(help="Echo: synthetic videos, V-JEPA 2 weight import, LVEF / view probes and inference.",
                        no_args_is_help=True)
 app.add_typer(echo_app, name="echo")
 
