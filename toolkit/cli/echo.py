@@ -1,4 +1,4 @@
-"""`jepa-edge echo` verbs: synthetic data, V-JEPA 2 weight import, echo probes."""
+"""`jepa-edge echo` verbs: synthetic data, V-JEPA 2 weight import, echo probes, on-cart inference."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from .app import app, console, user_errors
 
-echo_app = typer.Typer(help="Echocardiography: synthetic videos, V-JEPA 2 weight import, LVEF / view probes.",
+echo_app = typer.Typer(help="Echo: synthetic videos, V-JEPA 2 weight import, LVEF / view probes and inference.",
                        no_args_is_help=True)
 app.add_typer(echo_app, name="echo")
 
@@ -76,3 +76,73 @@ def probe(
     with console.status(f"probing {task} with a {head} head"):
         run = probe_echonet(encoder, data, EchoProbeConfig(task=task, head=head, epochs=epochs), out, skip_bad)
     console.print_json(json.dumps(run.to_dict()))
+
+
+@echo_app.command("infer")
+@user_errors
+def infer(
+    bundle: Path = typer.Argument(..., help="echo bundle folder (manifest.json), e.g. from `jepa-edge build`"),
+    videos: list[Path] = typer.Argument(..., help="AVI / MP4 files, PNG frame folders, or folders of videos "
+                                                  "(EchoNet-Dynamic layout: FileList.csv + Videos/)"),
+    out: Path = typer.Option(None, "--out", "-o", help="write the JSON results here (default: stdout)"),
+    clips: int = typer.Option(4, "--clips", "-n", help="clips per video, evenly spaced over the whole video "
+                                                       "(fewer when the video is short)"),
+    public_key: Path = typer.Option(None, "--public-key", "-k", help="PEM public key the bundle signature must match"),
+    require_signature: bool = typer.Option(False, "--require-signature", help="refuse an unsigned bundle"),
+    threads: int = typer.Option(None, help="inference threads (default: the engine's choice)"),
+) -> None:
+    """LVEF (or view) per clip and per video from a bundle, with the bundle's own preprocessing.
+
+    Exit codes: 0 every video gave a result; 1 some video failed (each named, with its problem, in the
+    JSON and on stderr; the others still have results); 2 nothing ran (bad bundle, signature or arguments)."""
+    from rich.markup import escape
+
+    from jepa_edge.devices.echo_infer import EchoInfer, expand_inputs
+
+    from ..io import atomic_write_json
+    from .app import progress_bar
+
+    runner = EchoInfer.open(bundle, public_key=public_key, require_signature=require_signature, clips=clips,
+                            threads=threads)
+    items = expand_inputs(videos)
+    with progress_bar(disable=len(items) < 2) as bar:
+        task = bar.add_task("echo infer", total=len(items), status="")
+        failed = 0
+
+        def update(i: int, result: dict) -> None:
+            nonlocal failed
+            failed += result["error"] is not None
+            bar.update(task, advance=1, status=f"{failed} failed" if failed else "")
+
+        report = runner.run(items, on_result=update)
+    result = report.to_dict()
+    if out is not None:
+        atomic_write_json(out, result)
+    else:
+        print(json.dumps(result, indent=2))
+    for video in report.videos:  # every failure; results only for a handful of videos (all are in the JSON)
+        if video["error"] is None and len(report.videos) <= 20:
+            shown = _video_line(video["video"])
+            console.print(f"{escape(video['file'])}: {len(video['clips'])} clip(s), {escape(shown)}", highlight=False,
+                          soft_wrap=True)
+        elif video["error"] is not None:
+            console.print(f"[bold red]failed:[/] {escape(video['error']['path'])}: {escape(video['error']['problem'])}",
+                          highlight=False, soft_wrap=True)
+    s = result["summary"]
+    rtf = f", {s['real_time_factor']:.1f}x real time" if s["real_time_factor"] else ""
+    console.print(f"{s['ok']} of {s['videos']} video(s) ok, {s['failed']} failed; {s['seconds_of_video']:.1f} s of "
+                  f"video in {s['wall_s']:.1f} s{rtf}" + (f"; results: {escape(str(out))}" if out else ""))
+    if report.exit_code:
+        raise typer.Exit(code=report.exit_code)
+
+
+def _video_line(summary: dict) -> str:
+    """'LVEF 52.6 percent (SD 0.2)' for a regression head, the decided view for a view head."""
+    values = [(name, v) for name, v in summary.items() if isinstance(v, dict) and "mean" in v]
+    if not values:
+        return str(summary.get("decision"))
+    parts = []
+    for name, v in values:
+        sd = "" if v["sd"] is None else f" (SD {v['sd']:.1f})"
+        parts.append(f"{name} {v['mean']:.1f} {v['unit']}".rstrip() + sd)
+    return "; ".join(parts)
