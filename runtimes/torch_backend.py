@@ -25,10 +25,13 @@ class TorchEngine:
         self.device = device
         if threads:
             torch.set_num_threads(int(threads))
+        from ..modality import modality_of
+
         enc = meta.get("encoder", {})
-        self.input_shape: tuple[int | None, ...] | None = (
-            (None, enc["leads"], enc["samples"]) if "leads" in enc and "samples" in enc else None
-        )
+        try:
+            self.input_shape: tuple[int | None, ...] | None = (None, *modality_of(meta).input_shape(enc))
+        except (KeyError, ValueError):  # a spec without the fields its modality reads: let the model say
+            self.input_shape = None
 
     @classmethod
     def load(cls, path: str | Path, device_profile: Any = None, device: str = "cpu", threads: int | None = None,
