@@ -118,8 +118,8 @@ def show_output_summary(result) -> None:
              f"clips" + (" (synthetic)" if data.get("synthetic") else ""))
     table = Table(title=title)
     table.add_column("stage", no_wrap=True, min_width=24)
-    metric = f"{result.classes[0]} MAE" if regression else "accuracy"
-    for col in (metric, "95% CI", *(["bias"] if regression else []), "vs teacher", "vs student FP32",
+    metric = f"{result.classes[0]} MAE [95% CI]" if regression else "accuracy [95% CI]"
+    for col in (metric, *(["bias"] if regression else []), "vs teacher", "vs student FP32",
                 "mean |diff|" if regression else "agreement", "cosine", "batch-1 ms"):
         table.add_column(col)
 
@@ -132,11 +132,11 @@ def show_output_summary(result) -> None:
         comp = result.comparisons.get(name, {})
         ref = comp.get("student-fp32") or comp.get("teacher") or {}
         lo, hi = m["mae_ci"] if regression else m["accuracy_ci"]
-        table.add_row(name, num(m["value"]), f"[{num(lo, '{:.3g}')}, {num(hi, '{:.3g}')}]",
-                      *([num(m.get("bias"), "{:+.3f}")] if regression else []),
-                      num(comp.get("teacher", {}).get(diff_key), "{:+.4f}"),
-                      num(comp.get("student-fp32", {}).get(diff_key), "{:+.4f}"),
-                      num(ref.get("mean_abs_value_diff" if regression else "agreement")),
+        table.add_row(name, f"{num(m['value'], '{:.3f}')} [{num(lo, '{:.3g}')}, {num(hi, '{:.3g}')}]",
+                      *([num(m.get("bias"), "{:+.2f}")] if regression else []),
+                      num(comp.get("teacher", {}).get(diff_key), "{:+.3f}"),
+                      num(comp.get("student-fp32", {}).get(diff_key), "{:+.3f}"),
+                      num(ref.get("mean_abs_value_diff" if regression else "agreement"), "{:.3f}"),
                       num(ref.get("cosine_mean")), num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
     console.print(table)
     for name, why in result.skipped.items():

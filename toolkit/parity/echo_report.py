@@ -150,6 +150,11 @@ def render_output_html(result: ParityResult) -> str:
              f"averaged per video, each stage with its own preprocessing).{synthetic} Head: {html.escape(what)}. "
              f"Gates from {html.escape(result.gate_source)}.</p>"]
     parts += gates_section(result)
+    pre = data.get("preprocessing") or {}
+    if pre:
+        parts.append("<h2>Clips per stage</h2>")
+        rows = [[name, d["frames"], d["fps"], d["size"], d["frames"] / d["fps"]] for name, d in pre.items()]
+        parts.append(_table(["stage", "frames", "fps", "size px", "clip seconds"], rows))
     parts.append("<h2>Accuracy per stage</h2>")
     headers, rows = _stage_rows(result)
     parts.append(_table(headers, rows))
