@@ -70,8 +70,9 @@ def accuracy_control_drop(output: TaskOutput, profile: DeviceProfile) -> float:
     accuracy for one-of-N heads."""
     gate = {"multilabel": "auc_drop_fp32_int8", "regression": "mae_increase_fp32_int8",
             "multiclass": "accuracy_drop_fp32_int8"}[output.kind]
-    defaults = {"auc_drop_fp32_int8": 0.003, "mae_increase_fp32_int8": 0.2, "accuracy_drop_fp32_int8": 0.01}
-    return float(profile.gates.get(gate, defaults[gate]))
+    from ..parity.gates import DEFAULT_GATES  # THE gate table: a profile without the gate gets its default
+
+    return float(profile.gates.get(gate, DEFAULT_GATES[gate]))
 
 
 def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceProfile:

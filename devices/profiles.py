@@ -18,7 +18,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-DEFAULT_GATES = {"auc_drop_teacher": 0.01, "auc_drop_fp32_int8": 0.003, "cosine": 0.995, "agreement": 0.99}
+
+
+def default_gates() -> dict[str, float]:
+    """The parity gate defaults, from THE gate table (jepa_edge.parity.gates; imported late, it pulls in torch)."""
+    from ..parity.gates import DEFAULT_GATES
+
+    return dict(DEFAULT_GATES)
 
 
 class ProfileError(ValueError):
@@ -42,7 +48,7 @@ class DeviceProfile:
     max_opset: int = 99
     ops: tuple[str, ...] | None = None  # None: no operator list (any standard op)
     unsupported_domains: tuple[str, ...] = ()
-    gates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATES))
+    gates: dict[str, float] = field(default_factory=default_gates)
     extra: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
@@ -84,7 +90,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     if raw["kind"] not in ("jetson", "cart-cpu"):
         raise ProfileError(f"{path}: kind {raw['kind']!r} must be 'jetson' or 'cart-cpu'")
     onnx_section = raw.get("onnx", {})
-    gates = {**DEFAULT_GATES, **raw.get("gates", {})}
+    gates = {**default_gates(), **raw.get("gates", {})}
     bad = {k: v for k, v in gates.items() if not isinstance(v, (int, float))}
     if bad:
         raise ProfileError(f"{path}: gates must be numbers, got {bad}")

@@ -26,17 +26,26 @@ def _folds(text: str) -> tuple[int, ...]:
 def parity(
     teacher: Path = typer.Option(..., help="teacher classifier folder (encoder + head, `jepa-edge probe` output)"),
     bundle: Path = typer.Option(None, help="bundle folder from `jepa-edge build` (its INT8 artefacts are gated)"),
-    data: Path = typer.Option(None, help="PTB-XL folder or data root (default: $JEPA_EDGE_DATA)"),
+    data: Path = typer.Option(None, help="PTB-XL folder (ECG) or EchoNet-Dynamic layout folder (echo), or the data "
+                                         "root holding it (default: $JEPA_EDGE_DATA)"),
     student: Path = typer.Option(None, help="student classifier folder for the torch FP32 stage "
                                             "(default: the bundle's FP32 ONNX stands for it)"),
-    gate: list[str] = typer.Option([], "--gate", help="override a gate, NAME=VALUE: auc_drop_teacher, "
-                                                      "auc_drop_fp32_int8, cosine, agreement (repeatable)"),
+    gate: list[str] = typer.Option([], "--gate", help="override a gate, NAME=VALUE (repeatable): ECG auc_drop_teacher, "
+                                                      "auc_drop_fp32_int8, agreement; echo LVEF mae_increase_teacher, "
+                                                      "mae_increase_fp32_int8, value_diff_fp32_int8, "
+                                                      "perturbation_mae_margin; echo view agreement, "
+                                                      "accuracy_drop_teacher, accuracy_drop_fp32_int8, "
+                                                      "perturbation_accuracy_margin; all: cosine"),
     profile: str = typer.Option(None, help="device profile whose gates apply (default: the bundle's target)"),
     out: Path = typer.Option(None, help="also write parity.json and parity.html here"),
-    folds: str = typer.Option("9,10", help="held-out PTB-XL folds, pooled"),
-    limit: int = typer.Option(None, help="evaluate at most this many records"),
+    folds: str = typer.Option("9,10", help="ECG: held-out PTB-XL folds, pooled"),
+    split: str = typer.Option("test", help="echo: held-out EchoNet split (FileList.csv Split: train, val, test)"),
+    clips: int = typer.Option(3, help="echo: clips per video, spread over the whole video, outputs averaged"),
+    limit: int = typer.Option(None, help="evaluate at most this many records (ECG) or videos (echo)"),
     n_boot: int = typer.Option(1000, help="bootstrap rounds for confidence intervals"),
-    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="perturbation sweep (noise, wander, mains, lead off)"),
+    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="perturbation sweep (ECG: noise, wander, mains, lead "
+                                                             "off; echo: depth attenuation, acoustic shadow - gated)"),
+    threads: int = typer.Option(None, help="threads for every stage's engine (default: each back end's own)"),
     write_bundle: bool = typer.Option(True, "--write-bundle/--no-write-bundle",
                                       help="add the report to the bundle (re-hashed manifest)"),
     sign_key: Path = typer.Option(None, help="ed25519 private key to re-sign the bundle after adding the report"),
@@ -48,7 +57,8 @@ def parity(
 
     cfg = ParityConfig(folds=_folds(folds), limit=limit, n_boot=n_boot, seed=seed, gates=parse_gate_flags(gate),
                        profile=profile, sweep=sweep, write_to_bundle=write_bundle, out=str(out) if out else None,
-                       sign_key=str(sign_key) if sign_key else None)
+                       sign_key=str(sign_key) if sign_key else None, split=split, clips_per_video=clips,
+                       threads=threads)
     with progress_bar() as bar:
         task_id = bar.add_task("parity", total=None, status="")
 
@@ -67,6 +77,10 @@ def parity(
 def show_summary(result) -> None:
     """The stage table on the console: the numbers a reviewer checks before opening the HTML."""
     from rich.table import Table
+
+    if result.kind != "multilabel":
+        show_output_summary(result)
+        return
 
     table = Table(title=f"parity on {result.data.get('records')} records, folds {result.data.get('folds')}")
     table.add_column("stage", no_wrap=True, min_width=24)
@@ -89,6 +103,46 @@ def show_summary(result) -> None:
     console.print(table)
     for name, why in result.skipped.items():
         console.print(f"[yellow]not run:[/] {name}: {why}", soft_wrap=True)
+    for key in ("bundle_html", "html"):
+        if key in result.report_paths:
+            console.print(f"report: {result.report_paths[key]}", soft_wrap=True)
+
+
+def show_output_summary(result) -> None:
+    """The echo (regression / one-of-N) stage table: headline metric with CI, differences, agreement, cosine."""
+    from rich.table import Table
+
+    regression = result.kind == "regression"
+    data = result.data
+    title = (f"parity on {data.get('videos')} {str(data.get('split')).upper()} videos x {data.get('clips_per_video')} "
+             f"clips" + (" (synthetic)" if data.get("synthetic") else ""))
+    table = Table(title=title)
+    table.add_column("stage", no_wrap=True, min_width=24)
+    metric = f"{result.classes[0]} MAE [95% CI]" if regression else "accuracy [95% CI]"
+    for col in (metric, *(["bias"] if regression else []), "vs teacher", "vs student FP32",
+                "mean |diff|" if regression else "agreement", "cosine", "batch-1 ms"):
+        table.add_column(col)
+
+    def num(v, fmt="{:.4f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    diff_key = "mae_diff" if regression else "accuracy_diff"
+    for name, stage in result.stages.items():
+        m = result.metrics[name]
+        comp = result.comparisons.get(name, {})
+        ref = comp.get("student-fp32") or comp.get("teacher") or {}
+        lo, hi = m["mae_ci"] if regression else m["accuracy_ci"]
+        table.add_row(name, f"{num(m['value'], '{:.3f}')} [{num(lo, '{:.3g}')}, {num(hi, '{:.3g}')}]",
+                      *([num(m.get("bias"), "{:+.2f}")] if regression else []),
+                      num(comp.get("teacher", {}).get(diff_key), "{:+.3f}"),
+                      num(comp.get("student-fp32", {}).get(diff_key), "{:+.3f}"),
+                      num(ref.get("mean_abs_value_diff" if regression else "agreement"), "{:.3f}"),
+                      num(ref.get("cosine_mean")), num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
+    console.print(table)
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]not run:[/] {name}: {why}", soft_wrap=True)
+    for gate, why in result.gates_not_applied.items():
+        console.print(f"[yellow]gate not applied:[/] {gate}: {why}", soft_wrap=True)
     for key in ("bundle_html", "html"):
         if key in result.report_paths:
             console.print(f"report: {result.report_paths[key]}", soft_wrap=True)

@@ -2,6 +2,9 @@
 
 Defaults are the project's promise; a device profile's `gates` table overrides them, and `--gate NAME=VALUE`
 flags override both. Every gate result names the stage, the metric, the measured value and the limit.
+This is THE gate table: device profiles (devices/profiles/*.toml) carry the same names, the build's accuracy
+control reads its `*_fp32_int8` limits, and each gate applies only to the output kinds it makes sense for
+(GATE_KINDS): AUC gates to multi-label heads, MAE gates to regression heads, accuracy gates to one-of-N heads.
 """
 
 from __future__ import annotations
@@ -12,10 +15,26 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 DEFAULT_GATES: dict[str, float] = {
+    # multi-label heads (ECG superdiagnostic): macro AUC, thresholded decisions
     "auc_drop_teacher": 0.01,  # macro AUC: teacher FP32 minus student INT8, at most
     "auc_drop_fp32_int8": 0.003,  # macro AUC: student FP32 minus student INT8, at most
+    # every output kind
     "cosine": 0.995,  # mean embedding cosine, student FP32 vs INT8, at least
-    "agreement": 0.99,  # thresholded decisions equal to student FP32's, at least
+    # multi-label: thresholded decisions; one-of-N (echo view): argmax class; equal to student FP32's, at least
+    "agreement": 0.99,
+    # regression heads (echo LVEF): MAE of the decoded value against the truth, in its unit (EF points)
+    "mae_increase_teacher": 0.5,  # MAE: student INT8 minus teacher FP32, at most
+    "mae_increase_fp32_int8": 0.2,  # MAE: student INT8 minus student FP32, at most (also NNCF accuracy control)
+    # the regression twin of `agreement`: mean |value INT8 - value student FP32| per video, at most. MAE alone can
+    # miss a broken INT8 whose errors happen to land nearer the truth on a small set; parity means the SAME values
+    "value_diff_fp32_int8": 1.0,
+    # one-of-N heads (echo view): accuracy
+    "accuracy_drop_teacher": 0.02,  # accuracy: teacher FP32 minus student INT8, at most
+    "accuracy_drop_fp32_int8": 0.01,  # accuracy: student FP32 minus student INT8, at most (accuracy control)
+    # perturbation sweep (echo depth attenuation / acoustic shadow): under the worst perturbation, how much MORE
+    # the INT8 stage loses relative to its own clean score than the student FP32 loses relative to its own
+    "perturbation_mae_margin": 0.5,  # regression: extra MAE increase, EF points, at most
+    "perturbation_accuracy_margin": 0.02,  # one-of-N: extra accuracy loss, at most
 }
 # which way each gate points, and which comparison field it reads
 GATE_RULES: dict[str, tuple[str, str, str]] = {
@@ -23,7 +42,34 @@ GATE_RULES: dict[str, tuple[str, str, str]] = {
     "auc_drop_fp32_int8": ("max", "student-fp32", "auc_drop"),
     "cosine": ("min", "student-fp32", "cosine_mean"),
     "agreement": ("min", "student-fp32", "agreement"),
+    "mae_increase_teacher": ("max", "teacher", "mae_increase"),
+    "mae_increase_fp32_int8": ("max", "student-fp32", "mae_increase"),
+    "value_diff_fp32_int8": ("max", "student-fp32", "mean_abs_value_diff"),
+    "accuracy_drop_teacher": ("max", "teacher", "accuracy_drop"),
+    "accuracy_drop_fp32_int8": ("max", "student-fp32", "accuracy_drop"),
+    "perturbation_mae_margin": ("max", "student-fp32", "perturbation_mae_excess"),
+    "perturbation_accuracy_margin": ("max", "student-fp32", "perturbation_accuracy_excess"),
 }
+# the output kinds (`TaskOutput.kind`) each gate makes sense for; a gate is never applied to any other kind
+GATE_KINDS: dict[str, tuple[str, ...]] = {
+    "auc_drop_teacher": ("multilabel",),
+    "auc_drop_fp32_int8": ("multilabel",),
+    "cosine": ("multilabel", "multiclass", "regression"),
+    "agreement": ("multilabel", "multiclass"),
+    "mae_increase_teacher": ("regression",),
+    "mae_increase_fp32_int8": ("regression",),
+    "value_diff_fp32_int8": ("regression",),
+    "accuracy_drop_teacher": ("multiclass",),
+    "accuracy_drop_fp32_int8": ("multiclass",),
+    "perturbation_mae_margin": ("regression",),
+    "perturbation_accuracy_margin": ("multiclass",),
+}
+PERTURBATION_GATES = ("perturbation_mae_margin", "perturbation_accuracy_margin")
+
+
+def gates_for_kind(gates: Mapping[str, float], kind: str) -> dict[str, float]:
+    """The gates of `gates` that apply to an output of `kind` ("multilabel", "multiclass", "regression")."""
+    return {name: float(v) for name, v in gates.items() if kind in GATE_KINDS.get(name, ())}
 
 
 class GateConfigError(ValueError):
@@ -98,15 +144,20 @@ def resolve_gates(profile_gates: Mapping[str, Any] | None = None, overrides: Map
 
 
 def check_gates(comparisons: Mapping[str, Mapping[str, Mapping[str, Any]]], gates: Mapping[str, float],
-                gated_stages: Iterable[str]) -> list[GateResult]:
-    """Apply every gate to every gated stage. `comparisons[stage][reference]` holds `compare_stages` output;
-    reference is "teacher" or "student-fp32"."""
+                gated_stages: Iterable[str], kind: str = "multilabel") -> list[GateResult]:
+    """Apply every gate that fits outputs of `kind` (see GATE_KINDS) to every gated stage.
+
+    `comparisons[stage][reference]` holds a stage comparison (`compare_stages` for multi-label heads,
+    `output_eval.compare_outputs` otherwise); reference is "teacher" or "student-fp32". A comparison may say
+    more about a value in `<field>_detail` (e.g. which perturbation was the worst); it becomes the detail."""
     results = []
     for stage in gated_stages:
-        for gate, limit in gates.items():
+        for gate, limit in gates_for_kind(gates, kind).items():
             direction, reference, field_name = GATE_RULES[gate]
             comp = comparisons.get(stage, {}).get(reference)
             value = None if comp is None else comp.get(field_name)
             ok = value is not None and (value <= limit + 1e-12 if direction == "max" else value >= limit - 1e-12)
-            results.append(GateResult(stage, gate, field_name, reference, value, float(limit), direction, bool(ok)))
+            detail = "" if comp is None else str(comp.get(f"{field_name}_detail") or "")
+            results.append(GateResult(stage, gate, field_name, reference, value, float(limit), direction, bool(ok),
+                                      detail))
     return results

@@ -164,24 +164,83 @@ th{background:#f0f0f0}.pass{color:#137333;font-weight:600}.fail{color:#b3261e;fo
 img{max-width:100%;display:block;margin:8px 0 18px}code{background:#f4f4f4;padding:1px 4px}"""
 
 
-def render_html(result: ParityResult) -> str:
-    """The whole report as one HTML string (images inline as data:image/png;base64)."""
-    verdict = '<span class="pass">PASSED</span>' if result.passed else '<span class="fail">FAILED</span>'
-    parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jepa-edge parity report</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>Parity report: {verdict}</h1>",
-             f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
-             f"{html.escape(str(result.data.get('root')))}</code>, "
-             f"label set {html.escape(str(result.data.get('label_set')))}"
-             f", folds {html.escape(str(result.data.get('folds')))}, {result.data.get('records')} records. "
-             f"Gates from {html.escape(result.gate_source)}.</p>"]
+def page_start(title_html: str) -> str:
+    """Opening of the report page: doctype, inline CSS, the verdict heading."""
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jepa-edge parity report</title>"
+            f"<style>{CSS}</style></head><body>\n{title_html}")
 
-    parts.append("<h2>Gates</h2>")
+
+def verdict_heading(result: ParityResult) -> str:
+    verdict = '<span class="pass">PASSED</span>' if result.passed else '<span class="fail">FAILED</span>'
+    return f"<h1>Parity report: {verdict}</h1>"
+
+
+def gates_section(result: ParityResult) -> list[str]:
+    parts = ["<h2>Gates</h2>"]
     gate_rows = [[g.stage, g.gate, f"{g.metric} vs {g.reference}", g.value, ("<= " if g.direction == "max" else ">= ")
                   + f"{g.limit:g}", "pass" if g.passed else "FAIL"] for g in result.gate_results]
     table = _table(["stage", "gate", "metric", "value", "limit", "result"], gate_rows)
     parts.append(table.replace("<td>FAIL</td>", '<td class="fail">FAIL</td>')
                  .replace("<td>pass</td>", '<td class="pass">pass</td>'))
+    details = [g for g in result.gate_results if g.detail and g.stage != "bundle golden vectors"]
+    if details:
+        parts.append("<p>" + "<br>".join(f"<b>{html.escape(g.stage)}</b> {html.escape(g.gate)}: "
+                                         f"{html.escape(g.detail)}" for g in details) + "</p>")
+    if result.gates_not_applied:
+        parts.append("<p>Gates not applied: " + "; ".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}"
+                                                           for k, v in result.gates_not_applied.items()) + "</p>")
+    return parts
+
+
+def skipped_section(result: ParityResult) -> list[str]:
+    if not result.skipped:
+        return []
+    return ["<p>Stages not run here: " + "; ".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}"
+                                                   for k, v in result.skipped.items()) + "</p>"]
+
+
+def regression_bland_altman(result: ParityResult) -> list[str]:
+    """One Bland-Altman plot and summary row per entry of `result.regression` (e.g. LVEF INT8 vs FP32)."""
+    parts = []
+    for name, reg in result.regression.items():
+        src = bland_altman_figure(np.asarray(reg["reference"]), np.asarray(reg["test"]), f"{name}: Bland-Altman",
+                                  reg.get("unit", ""))
+        parts.append(f'<img alt="Bland-Altman {html.escape(name)}" src="{src}">')
+        parts.append(_table(["quantity", "MAE reference", "MAE test", "bias", "limits of agreement"],
+                            [[name, reg["mae_reference"], reg["mae_test"], reg["bias"], _ci(reg["loa"])]]))
+    return parts
+
+
+def latency_section(result: ParityResult, unit: str = "windows") -> list[str]:
+    rows = [[name, s.info.get("backend"), s.info.get("precision"), s.info.get("threads"),
+             s.latency.get("batch1_median_ms"), s.latency.get("batch1_p90_ms"),
+             s.latency.get(f"throughput_{unit}_per_s")] for name, s in result.stages.items()]
+    return ["<h2>Latency (this machine)</h2>",
+            _table(["stage", "back end", "precision", "threads", "batch-1 median ms", "batch-1 p90 ms",
+                    f"{unit}/s (batched)"], rows)]
+
+
+def golden_section(result: ParityResult) -> list[str]:
+    if result.golden is None:
+        return []
+    rows = [[c["kind"], c["subject"], "skipped" if c["ok"] is None else ("ok" if c["ok"] else "FAILED"),
+             c["detail"]] for c in result.golden["checks"]]
+    return ["<h2>Golden vectors and bundle checks</h2>", _table(["check", "subject", "result", "detail"], rows)]
+
+
+def render_html(result: ParityResult) -> str:
+    """The whole report as one HTML string (images inline as data:image/png;base64)."""
+    if result.kind != "multilabel":  # regression / one-of-N heads (echo): their own sections
+        from .echo_report import render_output_html
+
+        return render_output_html(result)
+    parts = [page_start(verdict_heading(result)),
+             f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
+             f"{html.escape(str(result.data.get('root')))}</code>, "
+             f"label set {html.escape(str(result.data.get('label_set')))}"
+             f", folds {html.escape(str(result.data.get('folds')))}, {result.data.get('records')} records. "
+             f"Gates from {html.escape(result.gate_source)}.</p>"]
+    parts += gates_section(result)
 
     parts.append("<h2>Accuracy per stage</h2>")
     rows = []
@@ -201,9 +260,7 @@ def render_html(result: ParityResult) -> str:
                          c["record_agreement"], c["cosine_mean"], c["cosine_min"], c["max_abs_logit_diff"]])
     parts.append(_table(["stage", "vs", "macro AUC diff", "paired 95% CI", "decision agreement",
                          "records all-equal", "cosine mean", "cosine min", "max |logit diff|"], rows))
-    if result.skipped:
-        parts.append("<p>Stages not run here: " + "; ".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}"
-                                                             for k, v in result.skipped.items()) + "</p>")
+    parts += skipped_section(result)
 
     parts.append("<h2>ROC curves</h2>")
     parts.append(f'<img alt="ROC curves" src="{roc_figure(result)}">')
@@ -217,29 +274,14 @@ def render_html(result: ParityResult) -> str:
         test = result.stages[int8[0]].probabilities
         src = bland_altman_figure(ref, test, f"probabilities: {int8[0]} vs student-fp32 (all classes)")
         parts.append(f'<img alt="Bland-Altman probabilities" src="{src}">')
-    for name, reg in result.regression.items():
-        src = bland_altman_figure(np.asarray(reg["reference"]), np.asarray(reg["test"]), f"{name}: Bland-Altman",
-                                  reg.get("unit", ""))
-        parts.append(f'<img alt="Bland-Altman {html.escape(name)}" src="{src}">')
-        parts.append(_table(["quantity", "MAE reference", "MAE test", "bias", "limits of agreement"],
-                            [[name, reg["mae_reference"], reg["mae_test"], reg["bias"], _ci(reg["loa"])]]))
+    parts += regression_bland_altman(result)
 
     sweep = sweep_figure(result)
     if sweep:
         parts.append("<h2>Parity under perturbation</h2>")
         parts.append(f'<img alt="macro AUC vs perturbation severity" src="{sweep}">')
 
-    parts.append("<h2>Latency (this machine)</h2>")
-    rows = [[name, s.info.get("backend"), s.info.get("precision"), s.info.get("threads"),
-             s.latency.get("batch1_median_ms"), s.latency.get("batch1_p90_ms"),
-             s.latency.get("throughput_windows_per_s")] for name, s in result.stages.items()]
-    parts.append(_table(["stage", "back end", "precision", "threads", "batch-1 median ms", "batch-1 p90 ms",
-                         "windows/s (batched)"], rows))
-
-    if result.golden is not None:
-        parts.append("<h2>Golden vectors and bundle checks</h2>")
-        rows = [[c["kind"], c["subject"], "skipped" if c["ok"] is None else ("ok" if c["ok"] else "FAILED"),
-                 c["detail"]] for c in result.golden["checks"]]
-        parts.append(_table(["check", "subject", "result", "detail"], rows))
+    parts += latency_section(result)
+    parts += golden_section(result)
     parts.append("</body></html>")
     return "\n".join(parts)

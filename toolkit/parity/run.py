@@ -30,7 +30,7 @@ from .evaluate import (
     run_stage,
     stage_metrics,
 )
-from .gates import DEFAULT_GATES, GateFailure, GateResult, check_gates, resolve_gates
+from .gates import DEFAULT_GATES, GateFailure, GateResult, check_gates, gates_for_kind, resolve_gates
 from .sweep import DEFAULT_SWEEP, SweepAxis, SweepStage, run_sweep, sweep_conditions
 
 TEACHER = "teacher-fp32"
@@ -44,6 +44,9 @@ ROLE_STAGES: dict[str, tuple[str, bool]] = {
     "openvino-fp32-xml": ("student-fp32-openvino", False),
 }
 TASK_LABEL_SETS = {"ptbxl-super": "superdiagnostic", "ptbxl-superdiagnostic": "superdiagnostic", "ptbxl-all": "all"}
+# echo perturbation sweep: (kind, EchoJEPA preset level) of `data.echo_perturb.EchoPerturbation`
+ECHO_SWEEP: tuple[tuple[str, int], ...] = (("depth", 1), ("depth", 2), ("depth", 3),
+                                           ("shadow", 1), ("shadow", 2), ("shadow", 3))
 REPORT_JSON = "reports/parity.json"
 REPORT_HTML = "reports/parity.html"
 
@@ -69,6 +72,12 @@ class ParityConfig:
     write_to_bundle: bool = True
     out: str | None = None  # also write parity.json / parity.html here
     sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped)
+    # echo models (EchoNet-layout folder): which split is held out, how many clips per video (spread from the
+    # first to the last possible start, outputs averaged per video), which perturbations the sweep applies
+    split: str = "test"
+    clips_per_video: int = 3
+    echo_sweep: tuple[tuple[str, int], ...] = ECHO_SWEEP
+    threads: int | None = None  # engine threads for every stage (None: each back end's default)
 
 
 @dataclass
@@ -93,6 +102,13 @@ class ParityResult:
     config: dict[str, Any] = field(default_factory=dict)
     bundle: str | None = None
     report_paths: dict[str, str] = field(default_factory=dict)
+    output: dict[str, Any] | None = None  # the teacher's TaskOutput.to_dict(); None: multi-label (ECG)
+    gates_not_applied: dict[str, str] = field(default_factory=dict)  # gate -> why it was not checked
+
+    @property
+    def kind(self) -> str:
+        """The output kind the gates and the report follow: multilabel, multiclass or regression."""
+        return str((self.output or {}).get("kind", "multilabel"))
 
     @property
     def failures(self) -> list[GateResult]:
@@ -126,7 +142,8 @@ class ParityResult:
             "perturbation": self.sweep,
             "regression": self.regression,
             "config": self.config,
-        }
+        } | ({"output": self.output} if self.output is not None else {}) | (
+            {"gates_not_applied": self.gates_not_applied} if self.gates_not_applied else {})
 
 
 def evaluate_stages(labels: np.ndarray, classes: list[str], thresholds: np.ndarray,
@@ -137,7 +154,7 @@ def evaluate_stages(labels: np.ndarray, classes: list[str], thresholds: np.ndarr
     for required in (TEACHER, STUDENT):
         if required not in stages:
             raise ParityError(f"parity needs a {required!r} stage (got {sorted(stages)})")
-    gates = dict(gates if gates is not None else DEFAULT_GATES)
+    gates = gates_for_kind(gates if gates is not None else DEFAULT_GATES, "multilabel")
     per_stage = {name: stage_metrics(labels, s, classes, specificity, n_boot, seed) for name, s in stages.items()}
     comparisons: dict[str, dict[str, dict[str, Any]]] = {}
     for name, s in stages.items():
@@ -189,19 +206,114 @@ def _profile_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tup
     return {}, "defaults"
 
 
+def run_golden(opened: Any, cfg: ParityConfig, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """Re-run the bundle's golden vectors (every check collected, nothing raised) when `cfg.run_golden`."""
+    if opened is None or not cfg.run_golden:
+        return None
+    from jepa_edge.bundle import verify_bundle
+
+    say("golden vectors")
+    golden = verify_bundle(opened.path, run_golden=True).to_dict()
+    golden["path"] = str(golden["path"])
+    return golden
+
+
+def engine_options(cfg: ParityConfig) -> dict[str, Any]:
+    """Options every stage's engine is opened with (none unless `cfg.threads` pins the thread count)."""
+    return {"threads": int(cfg.threads)} if cfg.threads else {}
+
+
+def check_modalities(teacher_meta: Mapping[str, Any], student_meta: Mapping[str, Any] | None,
+                     opened: Any, teacher_dir: Path) -> str:
+    """The modality teacher and student share ("ecg", "echo"); ParityError naming both when they differ."""
+    from jepa_edge.modality import modality_of
+
+    teacher_mod = modality_of(teacher_meta).name
+    if opened is not None and opened.modality != teacher_mod:
+        raise ParityError(f"{opened.path}: an {opened.modality} bundle, but the teacher {teacher_dir} is an "
+                          f"{teacher_mod} model: parity compares teacher and student of the same modality and task")
+    if student_meta is not None and modality_of(student_meta).name != teacher_mod:
+        raise ParityError(f"the student is an {modality_of(student_meta).name} model, the teacher {teacher_dir} an "
+                          f"{teacher_mod} model: parity compares teacher and student of the same modality and task")
+    return teacher_mod
+
+
+def collect_engines(teacher_dir: Path, teacher_pre: Any, student_dir: Path | None, student_pre: Any, opened: Any,
+                    extra_stages: Mapping[str, str | Path] | None, cfg: ParityConfig,
+                    **options: Any) -> tuple[dict[str, tuple[OutputsModel, Any]], list[str], dict[str, str]]:
+    """Every stage's engine and preprocessing: teacher, student FP32 (folder, else the bundle's FP32 ONNX), the
+    bundle's artefacts (ROLE_STAGES) and `extra_stages`; the gated (INT8) stage names; stages that cannot run
+    here, with the reason. `options` go to every engine (e.g. threads)."""
+    from jepa_edge.runtimes import BackendUnavailable, open_engine
+
+    engines: dict[str, tuple[OutputsModel, Any]] = {TEACHER: (open_engine(teacher_dir, "torch", **options),
+                                                             teacher_pre)}
+    gated: list[str] = []
+    skipped: dict[str, str] = {}
+    if student_dir is not None:
+        engines[STUDENT] = (open_engine(student_dir, "torch", **options), student_pre)
+    if opened is not None:
+        roles = set(opened.roles)
+        if student_dir is None:
+            if "onnx-fp32" not in roles:
+                raise ParityError(f"{opened.path}: no student folder given and the bundle has no FP32 ONNX "
+                                  "(onnx-fp32) to stand for the student FP32")
+            engines[STUDENT] = (opened.engine(role="onnx-fp32", **options), student_pre)
+        for role, (stage, is_int8) in ROLE_STAGES.items():
+            if role not in roles or (not is_int8 and not cfg.include_fp32_artefacts):
+                continue
+            if student_dir is None and role == "onnx-fp32":
+                continue  # already the student FP32 reference
+            try:
+                engines[stage] = (opened.engine(role=role, **options), student_pre)
+            except BackendUnavailable as exc:
+                skipped[stage] = str(exc)
+                continue
+            if is_int8:
+                gated.append(stage)
+    for stage, path in (extra_stages or {}).items():
+        try:
+            engines[stage] = (open_engine(path, **options), student_pre)
+        except BackendUnavailable as exc:
+            skipped[stage] = str(exc)
+            continue
+        gated.append(stage)
+    if not gated:
+        raise ParityError("no INT8 stage can run here: " + ("; ".join(f"{k}: {v}" for k, v in skipped.items())
+                                                           or "the bundle has no INT8 artefact"))
+    return engines, gated, skipped
+
+
+def golden_gate(golden: Mapping[str, Any]) -> GateResult:
+    """The bundle's golden vectors, re-run in the parity call, as one more gate."""
+    return GateResult(stage="bundle golden vectors", gate="golden", metric="failed checks",
+                      reference="manifest tolerances", value=float(len(golden["problems"])), limit=0.0,
+                      direction="max", passed=bool(golden["ok"]), detail="; ".join(golden["problems"][:3]))
+
+
+def resolved_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, float], str]:
+    """Defaults <- the profile's gates (named, else the bundle's target) <- `cfg.gates`, and where they came from."""
+    profile_gates, source = _profile_gates(cfg, manifest)
+    gates = resolve_gates(profile_gates, cfg.gates, profile_name=source)
+    if cfg.gates:
+        source += " + flags"
+    return gates, source
+
+
 def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str | Path | None = None,
                student: str | Path | None = None, cfg: ParityConfig | None = None,
                extra_stages: Mapping[str, str | Path] | None = None,
                progress: Callable[[str], None] | None = None) -> ParityResult:
-    """Evaluate teacher -> student FP32 -> student INT8 stages on held-out PTB-XL records and gate them.
+    """Evaluate teacher -> student FP32 -> student INT8 stages on held-out labelled data and gate them.
 
     `teacher` and `student` are classifier model folders; `bundle` a built bundle (its INT8 artefacts become
     gated stages, its golden vectors are re-run and the report is written into it). `extra_stages` maps a
     stage name to any model file `open_engine` accepts, gated like a bundle INT8 artefact (e.g. a quantized
-    model that is not bundled yet). Returns the result; call `raise_for_gates()` to fail on a gate.
+    model that is not bundled yet). ECG models are evaluated on PTB-XL records (`cfg.folds`); echo models on
+    an EchoNet-layout folder's `cfg.split` videos (`parity.echo`). Returns the result; call
+    `raise_for_gates()` to fail on a gate.
     """
     from jepa_edge.models.checkpoint import read_meta, resolve_model_dir
-    from jepa_edge.runtimes import BackendUnavailable, open_engine
 
     cfg = cfg or ParityConfig()
     say = progress or (lambda _msg: None)
@@ -209,31 +321,33 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
         raise ParityError("parity needs a student: pass a bundle, a student model folder, or both")
     teacher_dir = resolve_model_dir(teacher)
     teacher_meta = read_meta(teacher_dir)
+    student_dir = resolve_model_dir(student) if student is not None else None
+    student_meta = read_meta(student_dir) if student_dir is not None else None
+    opened = None
+    if bundle is not None:
+        from jepa_edge.bundle import open_bundle
+
+        opened = open_bundle(bundle)
+    modality = check_modalities(teacher_meta, student_meta, opened, teacher_dir)
+    if modality != "ecg":  # the one place parity tells the modalities apart
+        from .echo import run_echo_parity
+
+        return run_echo_parity(teacher_dir, teacher_meta, student_dir, student_meta, opened, data, cfg,
+                               extra_stages, say)
+
     classes = list(teacher_meta.get("labels") or [])
     label_set = _label_set(teacher_meta, cfg)
-
-    opened = None
     manifest: dict[str, Any] | None = None
-    golden: dict[str, Any] | None = None
-    if bundle is not None:
-        from jepa_edge.bundle import open_bundle, verify_bundle
-
-        if cfg.run_golden:
-            say("golden vectors")
-            golden = verify_bundle(bundle, run_golden=True).to_dict()
-            golden["path"] = str(golden["path"])
-        opened = open_bundle(bundle)
+    golden = run_golden(opened, cfg, say)
+    if opened is not None:
         manifest = opened.manifest
         student_pre = opened.preprocessing
         student_labels = list(manifest["labels"])
         thresholds = np.asarray(manifest["thresholds"], dtype=np.float64)
-    if student is not None:
-        student_dir = resolve_model_dir(student)
-        student_meta = read_meta(student_dir)
-        if opened is None:
-            student_pre = EcgPreprocessing.from_dict(student_meta["preprocessing"])
-            student_labels = list(student_meta.get("labels") or [])
-            thresholds = np.asarray(student_meta.get("thresholds") or [0.5] * len(student_labels), dtype=np.float64)
+    if student_meta is not None and opened is None:
+        student_pre = EcgPreprocessing.from_dict(student_meta["preprocessing"])
+        student_labels = list(student_meta.get("labels") or [])
+        thresholds = np.asarray(student_meta.get("thresholds") or [0.5] * len(student_labels), dtype=np.float64)
     if student_labels != classes:
         raise ParityError(f"student labels {student_labels} differ from the teacher's {classes}: not the same task")
 
@@ -246,42 +360,8 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     y = held_out.labels
     signals, fs = held_out.signals, held_out.fs
     teacher_pre = EcgPreprocessing.from_dict(teacher_meta["preprocessing"])
-
-    engines: dict[str, tuple[OutputsModel, EcgPreprocessing]] = {TEACHER: (open_engine(teacher_dir, "torch"),
-                                                                           teacher_pre)}
-    gated: list[str] = []
-    skipped: dict[str, str] = {}
-    if student is not None:
-        engines[STUDENT] = (open_engine(student_dir, "torch"), student_pre)
-    if opened is not None:
-        roles = set(opened.roles)
-        if student is None:
-            if "onnx-fp32" not in roles:
-                raise ParityError(f"{bundle}: no student folder given and the bundle has no FP32 ONNX (onnx-fp32) "
-                                  "to stand for the student FP32")
-            engines[STUDENT] = (opened.engine(role="onnx-fp32"), student_pre)
-        for role, (stage, is_int8) in ROLE_STAGES.items():
-            if role not in roles or (not is_int8 and not cfg.include_fp32_artefacts):
-                continue
-            if student is None and role == "onnx-fp32":
-                continue  # already the student FP32 reference
-            try:
-                engines[stage] = (opened.engine(role=role), student_pre)
-            except BackendUnavailable as exc:
-                skipped[stage] = str(exc)
-                continue
-            if is_int8:
-                gated.append(stage)
-    for stage, path in (extra_stages or {}).items():
-        try:
-            engines[stage] = (open_engine(path), student_pre)
-        except BackendUnavailable as exc:
-            skipped[stage] = str(exc)
-            continue
-        gated.append(stage)
-    if not gated:
-        raise ParityError("no INT8 stage can run here: " + ("; ".join(f"{k}: {v}" for k, v in skipped.items())
-                                                           or "the bundle has no INT8 artefact"))
+    engines, gated, skipped = collect_engines(teacher_dir, teacher_pre, student_dir, student_pre, opened,
+                                              extra_stages, cfg, **engine_options(cfg))
 
     outputs: dict[str, StageOutputs] = {}
     for name, (engine, pre) in engines.items():
@@ -289,10 +369,7 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
         outputs[name] = run_stage(name, engine, signals, fs, pre, batch_size=cfg.batch_size,
                                   latency_runs=cfg.latency_runs)
 
-    profile_gates, source = _profile_gates(cfg, manifest)
-    gates = resolve_gates(profile_gates, cfg.gates, profile_name=source)
-    if cfg.gates:
-        source += " + flags"
+    gates, source = resolved_gates(cfg, manifest)
     say("metrics and bootstrap")
     result = evaluate_stages(y, classes, thresholds, outputs, gated, gates, cfg.n_boot, cfg.seed, cfg.specificity,
                              gate_source=source)
@@ -304,10 +381,7 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
                    "skip_report": held_out.report.to_dict() if held_out.report else None}
     result.config = _config_dict(cfg)
     if golden is not None:
-        result.gate_results.append(GateResult(
-            stage="bundle golden vectors", gate="golden", metric="failed checks", reference="manifest tolerances",
-            value=float(len(golden["problems"])), limit=0.0, direction="max", passed=bool(golden["ok"]),
-            detail="; ".join(golden["problems"][:3])))
+        result.gate_results.append(golden_gate(golden))
 
     if cfg.sweep:
         sweep_names = [TEACHER, STUDENT, *gated]
