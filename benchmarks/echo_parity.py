@@ -14,9 +14,11 @@ Parts (each a function of one shared `Setup`, run in order, results under their 
   2 cores. Headline: the CLI's defaults (engine threads = all cores, decode prefetch on); 1-core sequential
   and 1-thread-engine-plus-prefetch runs are measured beside it. Each configuration runs `--repeats` times,
   interleaved with the others, over the folder `--passes` times per run; the median run is reported.
-- accuracy: not here yet. Slot it in as `accuracy_part(setup, args) -> dict` and add it to PARTS; `Setup`
-  carries the teacher and student classifier folders, the student bundle and the EchoNet-layout data, and
-  `--teacher/--student/--bundle/--data` let it run on trained models instead of the random ones made here.
+- accuracy: the demo's echo chain (`jepa_edge.echo_demo.EchoDemoConfig`: JEPA-pretrained vit-xs teacher
+  with an LVEF probe -> vit-tiny student on half the frames -> cart-cpu NNCF INT8 bundle) trained here on
+  SYNTHETIC clips, then `jepa-edge parity`: LVEF MAE with bootstrap CIs per stage, paired differences
+  (student FP32 and INT8 vs teacher, INT8 vs student FP32), the gates and their verdict, and the MAE of
+  predicting the training mean on the same videos (the trivial baseline).
 
 Random weights (default) are fine for timing: latency does not depend on weight values. Videos are synthetic
 (112 px, 4 s, 25/30/50 fps, `jepa_edge.data.synthetic_echo`), written as AVI through PyAV.
@@ -267,9 +269,27 @@ def throughput_part(setup: Setup, args: argparse.Namespace) -> dict:
                          "fraction_of_goal": None if rtf is None else rtf / GOALS["real_time_factor"]}}
 
 
-# Add the accuracy part here: PARTS["accuracy"] = accuracy_part (same signature, returns a JSON-able dict).
+def accuracy_part(setup: Setup, args: argparse.Namespace) -> dict:
+    """Train the demo's echo chain here and gate it with `run_parity`; every number is measured in this run."""
+    from jepa_edge.echo_demo import EchoDemoConfig, run_echo_demo
+
+    work = Path(setup.data).parent / "accuracy"
+    result = run_echo_demo(EchoDemoConfig(seed=args.seed), work, say=lambda msg: print(msg, flush=True))
+    report = json.loads((work / "echo-parity" / "parity.json").read_text())
+    stages = {name: {"mae": st["metrics"]["mae"], "mae_ci": st["metrics"]["mae_ci"], "bias": st["metrics"]["bias"]}
+              for name, st in report["stages"].items()}
+    diffs = {f"{stage} vs {ref}": {k: comp[k] for k in ("mae_diff", "mae_diff_ci", "cosine_mean") if k in comp}
+             for stage, refs in report["comparisons"].items() for ref, comp in refs.items()}
+    return {"measured": {"stages": stages, "differences": diffs, "videos": report["data"].get("videos"),
+                         "mean_predictor_mae": result.mean_predictor_mae,
+                         "gates": [g["message"] for g in report["gates"]["results"]]},
+            "computed": {"passed": result.parity_passed, "failures": result.failures},
+            "timings_s": result.timings, "data": "SYNTHETIC echo clips (jepa_edge.data.synthetic_echo)"}
+
+
 PARTS: dict[str, Callable[[Setup, argparse.Namespace], dict]] = {"decode": decode_part, "latency": latency_part,
-                                                                 "throughput": throughput_part}
+                                                                 "throughput": throughput_part,
+                                                                 "accuracy": accuracy_part}
 
 
 def _goal(value: float | None, key: str) -> str:
@@ -313,6 +333,22 @@ def print_table(results: dict) -> None:
                          f"{head['decode_preprocess_clips_per_s']:.0f} clips/s", ""))
             rows.append(("measured", "  of which INT8 model (per clip, batch = clips of a video)",
                          f"{head['model_ms_per_clip']:.1f} ms/clip", ""))
+    acc = results.get("accuracy")
+    if acc:
+        for name, st in acc["measured"]["stages"].items():
+            lo, hi = st["mae_ci"]
+            rows.append(("measured", f"LVEF MAE {name} (SYNTHETIC, {acc['measured']['videos']} videos)",
+                         f"{st['mae']:.2f} [{lo:.2f}, {hi:.2f}] EF pts", ""))
+        base = acc["measured"]["mean_predictor_mae"]
+        if base is not None:
+            rows.append(("measured", "LVEF MAE predicting the training mean (probe test split)", f"{base:.2f}", ""))
+        for name, d in acc["measured"]["differences"].items():
+            if "mae_diff" in d and d["mae_diff"] is not None:
+                lo, hi = d.get("mae_diff_ci") or (None, None)
+                ci = "" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]"
+                rows.append(("measured", f"MAE difference {name}", f"{d['mae_diff']:+.3f}{ci}", ""))
+        rows.append(("computed", "echo parity verdict (every gate)",
+                     "PASSED" if acc["computed"]["passed"] else "FAILED", "; ".join(acc["computed"]["failures"])))
     width = max(len(r[1]) for r in rows) if rows else 0
     for kind, what, value, goal in rows:
         print(f"{kind:9s} {what:{width}s}  {value:>32s}  {goal}")
@@ -333,6 +369,7 @@ def main() -> None:
     ap.add_argument("--student", help="use this student classifier folder instead of a random vit-tiny")
     ap.add_argument("--bundle", help="use this cart-cpu bundle instead of building one from the student")
     ap.add_argument("--data", help="use this EchoNet-layout folder instead of synthetic videos")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the accuracy part's synthetic data and training")
     ap.add_argument("--out", type=Path, default=HERE.parent / "results" / "echo_parity.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()

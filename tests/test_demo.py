@@ -49,6 +49,17 @@ def test_demo_report_and_stream(demo_run) -> None:
     assert set(saved["result"]["timings"]) >= {"pretrain", "probe", "distill", "parity", "stream"}
 
 
+def test_demo_echo_stage_builds_verifies_and_passes_lvef_parity(demo_run) -> None:
+    echo = demo_run.echo
+    assert echo is not None and echo.verified and echo.parity_passed, echo.failures
+    bundle = open_bundle(echo.bundle)
+    assert bundle.modality == "echo" and bundle.output.kind == "regression"
+    assert {"openvino-int8-xml", "openvino-fp32-xml"} <= set(bundle.roles)
+    assert echo.report is not None and echo.report.is_file()
+    assert len(echo.lvef_mae) >= 3 and all(0 < v < 50 for v in echo.lvef_mae.values())
+    assert demo_run.passed
+
+
 def test_bench_times_every_local_artefact(demo_run) -> None:
     rows = bench_bundle(demo_run.bundles["jetson"], runs=3)
     assert {r["role"] for r in rows} >= {"onnx-fp32", "onnx-qdq"}
@@ -92,8 +103,8 @@ def test_without_real_data_the_demo_uses_a_loudly_synthetic_set(tmp_path: Path, 
 def test_synthetic_fallback_demo_passes_every_gate(tmp_path: Path, monkeypatch) -> None:
     """With no data at all the demo's INT8 bundles must keep the FP32 decisions (agreement once failed here)."""
     monkeypatch.setenv("JEPA_EDGE_DATA", str(tmp_path / "nothing-here"))
-    run = run_demo(DemoConfig.quick(out=str(tmp_path / "runs")), say=lambda msg: None)
-    assert run.synthetic
+    run = run_demo(DemoConfig.quick(out=str(tmp_path / "runs"), echo="off"), say=lambda msg: None)  # echo: above
+    assert run.synthetic and run.echo is None
     assert run.verified == {"cart-cpu": True, "jetson": True}
     assert run.parity_passed, run.failures
     assert run.stream_summary["accounting"]["ok"]

@@ -1,4 +1,5 @@
-"""The whole chain on the embedded default: pretrain -> probe -> distill -> build -> parity -> verify -> stream.
+"""The whole chain on the embedded default: pretrain -> probe -> distill -> build -> parity -> verify -> stream,
+then the same chain for echo on synthetic clips (`echo_demo`).
 
 This module (with the CLI) is the only place that knows every stage; each step is the same Python
 function its own `jepa-edge` verb calls, so the demo exercises exactly what users run.
@@ -39,6 +40,7 @@ class DemoConfig:
     parity_boot: int = 500
     sweep: bool = True
     stream_records: int = 6
+    echo: str = "full"  # the echo stage (synthetic clips -> cart-cpu bundle -> parity): "full", "quick" or "off"
     seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -47,7 +49,7 @@ class DemoConfig:
         """Reduced setting for CI: every stage runs once end to end, on fewer steps."""
         base = dict(teacher="vit-tiny", pretrain_steps=60, pretrain_batch=16, probe_epochs=80, distill_steps=100,
                     distill_batch=16, calibration_windows=256, synthetic_records=90, parity_boot=200, sweep=False,
-                    stream_records=3)
+                    stream_records=3, echo="quick")
         return cls(**(base | overrides))
 
 
@@ -65,12 +67,19 @@ class DemoResult:
     verified: dict[str, bool]
     stream_summary: dict[str, Any]
     timings: dict[str, float]
+    echo: Any = None  # EchoDemoResult when the echo stage ran
+
+    @property
+    def passed(self) -> bool:
+        echo_ok = self.echo is None or (self.echo.parity_passed and self.echo.verified)
+        return self.parity_passed and all(self.verified.values()) and echo_ok
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.__dict__, default=str))
 
 
-STAGES = ("data", "pretrain", "probe", "distill", "build cart-cpu", "build jetson", "parity", "verify", "stream")
+STAGES = ("data", "pretrain", "probe", "distill", "build cart-cpu", "build jetson", "parity", "verify", "stream",
+          "echo")
 
 
 def resolve_demo_data(cfg: DemoConfig, say: Callable[[str], None]) -> tuple[Path, bool]:
@@ -160,14 +169,26 @@ def run_demo(cfg: DemoConfig, step: Step | None = None, say: Callable[[str], Non
                                                 cfg=parity_cfg, extra_stages=_jetson_stage(bundles["jetson"])))
     verified = timed("verify", lambda: {k: verify_bundle(b).ok for k, b in bundles.items()})
     summary = timed("stream", lambda: _stream_excerpt(data, bundles["cart-cpu"], cfg.stream_records))
+    echo = timed("echo", lambda: _echo_stage(cfg, out, say)) if cfg.echo != "off" else None
     result = DemoResult(
         data=data, synthetic=synthetic, teacher_encoder=teacher_encoder, teacher_classifier=teacher_classifier,
         student=student, bundles=bundles, report=Path(parity.report_paths["bundle_html"]),
         parity_passed=parity.passed, failures=[f.message() for f in parity.failures], verified=verified,
-        stream_summary=summary, timings=timings,
+        stream_summary=summary, timings=timings, echo=echo,
     )
     (out / "demo.json").write_text(json.dumps({"config": to_dict(cfg), "result": result.to_dict()}, indent=2) + "\n")
     return result
+
+
+def _echo_stage(cfg: DemoConfig, out: Path, say: Callable[[str], None]) -> Any:
+    from .echo_demo import EchoDemoConfig, run_echo_demo
+
+    presets = {"full": EchoDemoConfig, "quick": EchoDemoConfig.quick}
+    if cfg.echo not in presets:
+        raise ValueError(f"DemoConfig.echo {cfg.echo!r}: choose full, quick or off")
+    echo_cfg = presets[cfg.echo]()
+    echo_cfg.seed = cfg.seed
+    return run_echo_demo(echo_cfg, out, say=say)
 
 
 def _jetson_stage(bundle: Path) -> dict[str, Path]:

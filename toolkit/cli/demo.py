@@ -17,7 +17,8 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="reduced sizes (CI): every stage once, in minutes"),
     config: Path = typer.Option(None, help="TOML/JSON/YAML overriding DemoConfig"),
 ) -> None:
-    """pretrain -> probe -> distill -> quantize + build (cart-cpu, jetson) -> parity -> verify -> stream."""
+    """ECG: pretrain -> probe -> distill -> quantize + build (cart-cpu, jetson) -> parity -> verify -> stream;
+    then echo on synthetic clips: pretrain -> LVEF probe -> distill -> cart-cpu INT8 bundle -> parity -> verify."""
     from ..config import load_config
     from ..pipeline import STAGES, DemoConfig, run_demo
 
@@ -44,6 +45,18 @@ def demo(
     acc = s["accounting"]
     console.print(f"stream: {s['classified']} windows classified, {s['flagged_windows']} flagged, samples in "
                   f"{acc['samples_in']} = consumed {acc['samples_consumed']}, real-time factor {s['real_time_factor']}")
+    echo = result.echo
+    if echo is not None:
+        state = "verified" if echo.verified else "[red]FAILED verification[/]"
+        console.print(f"echo bundle cart-cpu (SYNTHETIC clips): [bold]{echo.bundle}[/] ({state})")
+        console.print("echo LVEF MAE (EF points): " + ", ".join(f"{k} {v:.2f}" for k, v in echo.lvef_mae.items())
+                      + (f"; predicting the training mean: {echo.mean_predictor_mae:.2f}"
+                         if echo.mean_predictor_mae is not None else ""))
+        console.print(f"echo parity report: [bold]{echo.report}[/]  gates: "
+                      + ("[green]passed[/]" if echo.parity_passed else "[red]FAILED[/]"))
+        for failure in echo.failures:
+            console.print(f"  [red]{failure}[/]")
+        console.print(f"echo timings (s): {echo.timings}")
     console.print(f"timings (s): {result.timings}")
-    if not (result.parity_passed and all(result.verified.values())):
+    if not result.passed:
         raise typer.Exit(code=1)
