@@ -92,6 +92,18 @@ def ecg_classifier_dir(tiny_teacher_dir: Path, ptbxl_super, tmp_path_factory: py
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Video models on two shared cores thrash with two torch threads (about 15x slower here): echo test modules
+    run on one (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`); the setting is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

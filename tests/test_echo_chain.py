@@ -31,13 +31,7 @@ from jepa_edge.tasks.outputs import TaskOutput
 PRE = EchoPreprocessing(frames=8, fps=4.0, size=48)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on two shared cores thrash; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

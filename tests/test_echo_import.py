@@ -24,13 +24,7 @@ from jepa_edge.models.vjepa_import import (
 
 VJEPA_TINY = VideoEncoderSpec(size="vit-tiny", frames=8, image_size=48, bias=True, norm_eps=1e-6)
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on two shared cores thrash; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

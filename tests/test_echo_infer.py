@@ -34,12 +34,7 @@ PRE = EchoPreprocessing(frames=8, fps=4.0, size=48)  # a clip spans 2 s
 VIDEO = SyntheticEchoConfig(size=64, seconds=4.0, fps_choices=(25.0,))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

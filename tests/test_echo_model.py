@@ -22,13 +22,7 @@ from jepa_edge.models.vit import count_parameters
 
 TINY = VideoEncoderSpec(size="vit-tiny", frames=8, image_size=48)
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on two shared cores thrash; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

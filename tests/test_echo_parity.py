@@ -43,13 +43,7 @@ def small_cfg(**kw) -> ParityConfig:
     return ParityConfig(**({"n_boot": 200, "latency_runs": 2, "threads": 1} | kw))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on two shared cores thrash; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ EXTRA = {"videos": 16, "frames": 8, "fps": 4.0, "size": 48, "seconds": 2.25}
 PRE = EchoPreprocessing(frames=8, fps=4.0, size=48)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on two shared cores thrash (about 15x slower here); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
