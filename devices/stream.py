@@ -28,7 +28,13 @@ import numpy as np
 from scipy import signal
 
 from jepa_edge.data.errors import DataError
-from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
+from jepa_edge.data.preprocess import (
+    RESAMPLE_HALF_LEN_PER_RATE,
+    RESAMPLE_KAISER_BETA,
+    RESAMPLE_MAX_DENOMINATOR,
+    EcgPreprocessing,
+    canonical_lead,
+)
 
 # Per-sample flags, carried through the resampler (bitwise OR over the taps an output sample uses).
 FLAG_NAN = 1  # the source sample was NaN/inf (held at the last finite value before filtering)
@@ -55,7 +61,7 @@ def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
     """(up, down) exactly as `preprocess.resample` chooses them, so both paths use the same filter."""
     if fs_in == fs_out:
         return 1, 1
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(RESAMPLE_MAX_DENOMINATOR)
     g = math.gcd(ratio.numerator, ratio.denominator)
     return ratio.numerator // g, ratio.denominator // g
 
@@ -83,8 +89,8 @@ class PolyphaseResampler:
             self._hist_flags = np.zeros(0, dtype=np.uint8)
             return
         max_rate = max(self.up, self.down)
-        half_len = 10 * max_rate
-        h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
+        half_len = RESAMPLE_HALF_LEN_PER_RATE * max_rate
+        h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", RESAMPLE_KAISER_BETA)) * self.up
         pre_pad = self.down - half_len % self.down
         self._offset = (half_len + pre_pad) // self.down  # resample_poly's n_pre_remove
         h = np.concatenate([np.zeros(pre_pad), h])
