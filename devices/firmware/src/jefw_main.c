@@ -1,8 +1,9 @@
 /* jepa_edge_runner: the firmware reference runner's command line. See docs/firmware.md.
  *
- *   jepa_edge_runner golden BUNDLE [--role ROLE]
+ *   jepa_edge_runner golden BUNDLE [--role ROLE] [--threads N]
  *   jepa_edge_runner stream BUNDLE --fs HZ --leads II,V1 [--gain ADU_PER_MV] [--baseline ADU] [--chunk FRAMES]
- *                           [--role ROLE] [--hysteresis H] [--on-windows N] [--off-windows N] < frames.i16
+ *                           [--role ROLE] [--threads N] [--hysteresis H] [--on-windows N] [--off-windows N]
+ *                           < frames.i16
  *   jepa_edge_runner info
  *
  * Every run first checks the bundle: manifest.json parsed, every listed file's size and SHA-256, no unlisted
@@ -17,9 +18,10 @@
 static int usage(const char *why) {
     if (why) fprintf(stderr, "error: %s\n", why);
     fprintf(stderr,
-            "usage: jepa_edge_runner golden BUNDLE [--role ROLE]\n"
+            "usage: jepa_edge_runner golden BUNDLE [--role ROLE] [--threads N]\n"
             "       jepa_edge_runner stream BUNDLE --fs HZ --leads II,V1 [--gain ADU_PER_MV] [--baseline ADU]\n"
-            "                        [--chunk FRAMES] [--role ROLE] [--hysteresis H] [--on-windows N] [--off-windows N]\n"
+            "                        [--chunk FRAMES] [--role ROLE] [--threads N] [--hysteresis H]\n"
+            "                        [--on-windows N] [--off-windows N]\n"
             "       jepa_edge_runner info\n");
     return JEFW_EXIT_USAGE;
 }
@@ -50,7 +52,8 @@ static void info(const jefw_model_t *m) {
 }
 
 int main(int argc, char **argv) {
-    const jefw_model_t *m = jefw_model();
+    jefw_model_t model = *jefw_model(); /* a copy: --threads may override the profile's thread count */
+    const jefw_model_t *m = &model;
     jefw_bundle_t bundle;
     jefw_engine_t *engine = NULL;
     jefw_stream_options_t so;
@@ -76,6 +79,10 @@ int main(int argc, char **argv) {
         long lv;
         int ok = val != NULL;
         if (strcmp(opt, "--role") == 0 && ok) role = val;
+        else if (strcmp(opt, "--threads") == 0 && ok) {
+            if (!parse_long(val, &lv) || lv < 0 || lv > 1024) return usage("--threads must be 0 (runtime default) .. 1024");
+            model.threads = (int)lv;
+        }
         else if (strcmp(mode, "stream") != 0) return usage("unknown option for golden mode");
         else if (strcmp(opt, "--fs") == 0 && ok) {
             double fs;
