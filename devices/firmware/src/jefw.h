@@ -1,13 +1,15 @@
 /* jepa-edge firmware reference runner: shared declarations.
  *
- * Parts, one file each (and the Python part each mirrors):
- *   jefw_model.c    the bundle's generated header, copied into jefw_model_t     (toolkit/bundle/cheader.py)
- *   jefw_bundle.c   manifest.json, SHA-256 of every file, roles, tolerances    (toolkit/bundle/reader.py)
- *   jefw_dsp.c      resampler, band-pass biquads, normalisation                (devices/stream resampler,
- *                                                                                data/preprocess.py)
- *   jefw_stream.c   int16 frames in, ring buffer, quality, hysteresis, JSONL   (devices/stream classifier)
- *   jefw_golden.c   golden inputs/outputs against the manifest's tolerances    (bundle verify_bundle)
- *   jefw_engine_*.c one back end each: OpenVINO C API, TensorRT C++ API        (runtimes/)
+ * Parts, one file each, and the Python part each mirrors:
+ *   jefw_model.c    the bundle's generated header, copied into jefw_model_t     toolkit/bundle/cheader.py
+ *   jefw_bundle.c   manifest.json, SHA-256 of every file, roles, tolerances    toolkit/bundle/reader.py
+ *   jefw_dsp.c      resampler, band-pass biquads, normalisation                devices/stream/resampler.py,
+ *                                                                              toolkit/data/preprocess.py
+ *   jefw_stream.c   int16 frames, one-window ring, quality, hysteresis, JSONL  devices/stream/sources.py, ring.py,
+ *                                                                              quality.py, classifier.py
+ *   jefw_config.h   streaming defaults                                         devices/stream/config.py
+ *   jefw_golden.c   golden inputs/outputs against the manifest's tolerances   toolkit/bundle/reader.py (verify)
+ *   jefw_engine_*   one back end each: OpenVINO C API, TensorRT C++ API        runtimes/
  */
 #ifndef JEFW_H
 #define JEFW_H
