@@ -93,7 +93,7 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
     The classifier's modality (ECG or echo) says where calibration and golden inputs come from (PTB-XL folds;
     an EchoNet-layout folder's TRAIN / VAL videos) and how many by default (`calibration_windows=None`).
     `progress(stage)` is called as each of the BUILD_STAGES starts (the CLI draws its bar from it)."""
-    from ..bundle import BundleBuilder
+    from ..bundle import BundleBuilder, GoldenSource
     from ..quantize import OpenVinoRecipe, QdqRecipe, quantize_openvino, quantize_qdq
     from ..quantize.qdq import qdq_tensorrt_problems
 
@@ -112,7 +112,7 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
     torch.manual_seed(seed)
     step("calibration data")
     calib = modality.labelled_set(pre, data, output, "train", calibration_windows, seed)
-    golden = modality.labelled_set(pre, data, output, "val", golden_count, seed)
+    golden = modality.labelled_set(pre, data, output, "val", golden_count, seed, keep_sources=True)
     with torch.inference_mode():
         ref_logits, ref_emb = (t.numpy() for t in model(torch.from_numpy(golden.windows)))
     reference = {"logits": ref_logits, "embedding": ref_emb}
@@ -202,7 +202,9 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
                 labels=list(output.names),
                 thresholds=[float(t) for t in output.thresholds],
             )
-            builder.add_golden(golden.windows, reference, tolerances)
+            sources = ([GoldenSource(sig, fs, off) for sig, fs, off in golden.sources]
+                       if golden.sources is not None else None)
+            builder.add_golden(golden.windows, reference, tolerances, sources=sources)
     return Path(out)
 
 

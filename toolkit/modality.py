@@ -52,12 +52,14 @@ class Modality:
         return torch.randn(batch, *self.input_shape(encoder), generator=gen)
 
     def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
-                     count: int | None = None, seed: int = 0) -> CalibrationSet:
-        """Seeded, hashed model inputs with ground truth from one split: PTB-XL folds for ECG."""
+                     count: int | None = None, seed: int = 0, keep_sources: bool = False) -> CalibrationSet:
+        """Seeded, hashed model inputs with ground truth from one split: PTB-XL folds for ECG. `keep_sources`:
+        also the raw record of every window (golden vectors carry them for firmware's preprocessing check)."""
         from .data.calibration import build_calibration_set
 
         labels = list(output.names) if output.kind == "multilabel" else None
-        return build_calibration_set(pre, data, windows=count, seed=seed, labels=labels, split=split)
+        return build_calibration_set(pre, data, windows=count, seed=seed, labels=labels, split=split,
+                                     keep_sources=keep_sources)
 
     def paired_inputs(self, teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data: str | Path | None,
                       skip_bad: bool = False, max_records: int | None = None) -> Any:
@@ -99,8 +101,9 @@ class EchoModality(Modality):
         return int(encoder["frames"]) // int(encoder["tubelet"]), side, side
 
     def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
-                     count: int | None = None, seed: int = 0) -> CalibrationSet:
-        """Clips from an EchoNet-Dynamic layout folder's split, with EF or view ground truth."""
+                     count: int | None = None, seed: int = 0, keep_sources: bool = False) -> CalibrationSet:
+        """Clips from an EchoNet-Dynamic layout folder's split, with EF or view ground truth. No raw sources are
+        kept (`keep_sources` is ignored): the firmware runner reproduces ECG preprocessing only."""
         from .data.echo_clips import build_echo_clip_set
 
         return build_echo_clip_set(pre, data, output, clips=count, seed=seed, split=split)

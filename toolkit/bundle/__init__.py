@@ -3,7 +3,7 @@ signature, golden vectors with per-artefact tolerances, and a C header firmware 
 
 from __future__ import annotations
 
-from .builder import BundleBuilder
+from .builder import BundleBuilder, GoldenSource
 from .cheader import generate_header
 from .manifest import SCHEMA_VERSION, BundleError, load_schema, schema_path
 from .reader import Bundle, Check, VerifyReport, backend_for_role, open_bundle, update_bundle, verify_bundle
@@ -15,6 +15,7 @@ __all__ = [
     "BundleBuilder",
     "BundleError",
     "Check",
+    "GoldenSource",
     "VerifyReport",
     "backend_for_role",
     "generate_header",

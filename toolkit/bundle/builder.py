@@ -11,7 +11,8 @@ import io
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..io import atomic_dir, sha256_file
 from .cheader import generate_header
 from .manifest import (
     GOLDEN_DIR,
+    GOLDEN_RAW_INDEX,
     HEADER_PATH,
     RESERVED_PATHS,
     SCHEMA_VERSION,
@@ -37,6 +39,22 @@ REL_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]
 ROLE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 GOLDEN_INPUTS = f"{GOLDEN_DIR}/inputs.npy"
+GOLDEN_RAW_DIR = f"{GOLDEN_DIR}/raw"
+RAW_FORMAT = "jepa-edge-golden-raw"
+# Firmware's own preprocessing (double arithmetic, then float32) may round a value the other way than NumPy's:
+# a few float32 ulps at |x| <= clip; anything bigger is a preprocessing bug.
+GOLDEN_INPUT_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class GoldenSource:
+    """The raw record a golden ECG input was cut from, so firmware can re-run the preprocessing on it:
+    `signal` (leads in the model's order, samples) in mV at `fs` Hz; the golden window starts `offset` model-rate
+    samples into the preprocessed record."""
+
+    signal: np.ndarray
+    fs: float
+    offset: int
 
 
 def _json_default(obj: Any) -> Any:
@@ -57,6 +75,11 @@ def _plain_json(name: str, value: Any) -> Any:
         return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise BundleError(f"manifest field {name!r}: {exc}") from None
+
+
+def raw_bytes(array: np.ndarray, dtype: str) -> bytes:
+    """C-order little-endian bytes (`dtype` '<f4' or '<f8'): what firmware reads without a NumPy parser."""
+    return np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -84,6 +107,7 @@ class BundleBuilder:
         self._fields: dict[str, Any] = {}
         self._files: dict[str, str] = {}  # rel path -> role
         self._golden: dict[str, Any] | None = None
+        self._raw_roles: dict[str, str] = {}
         self._ctx: Any = None
         self._tmp: Path | None = None
 
@@ -150,9 +174,14 @@ class BundleBuilder:
             self._fields[name] = _plain_json(name, value)
 
     def add_golden(self, inputs: np.ndarray, outputs: Mapping[str, np.ndarray],
-                   tolerances: Mapping[str, float | Mapping[str, float]]) -> None:
+                   tolerances: Mapping[str, float | Mapping[str, float]],
+                   sources: Sequence[GoldenSource] | None = None) -> None:
         """Reference inputs and outputs; `tolerances[role]` is the max |difference| allowed for that artefact
-        (one number for all outputs, or a dict output name -> number)."""
+        (one number for all outputs, or a dict output name -> number). `sources` (one per input, optional): the
+        raw records the inputs were preprocessed from, for firmware to check its own preprocessing.
+
+        Written twice: as .npy (Python) and as raw little-endian float32 under golden/raw/ with an index.json
+        (firmware: no NumPy parser needed); the manifest hashes both."""
         folder = self.folder
         if self._golden is not None:
             raise BundleError(f"{self.out_dir}: golden vectors added twice")
@@ -163,7 +192,14 @@ class BundleBuilder:
             raise BundleError(f"golden inputs must be finite floating-point numbers, got {inputs.dtype}")
         if not outputs:
             raise BundleError("golden outputs are empty")
-        written = {GOLDEN_INPUTS: npy_bytes(inputs.astype(np.float32, copy=False))}
+        inputs32 = inputs.astype(np.float32, copy=False)
+        written = {GOLDEN_INPUTS: npy_bytes(inputs32)}
+        raw_roles = {GOLDEN_RAW_INDEX: "raw-golden-index", f"{GOLDEN_RAW_DIR}/inputs.f32": "raw-golden-inputs"}
+        written[f"{GOLDEN_RAW_DIR}/inputs.f32"] = raw_bytes(inputs32, "<f4")
+        index: dict[str, Any] = {
+            "format": RAW_FORMAT, "version": 1, "byte_order": "little", "count": int(inputs.shape[0]),
+            "inputs": {"path": f"{GOLDEN_RAW_DIR}/inputs.f32", "dtype": "float32", "shape": list(inputs.shape)},
+            "outputs": {}, "sources": None}
         refs: dict[str, str] = {}
         for name, value in outputs.items():
             if not TENSOR_NAME.match(str(name)):
@@ -174,12 +210,40 @@ class BundleBuilder:
                                   f"expected {inputs.shape[0]} examples first")
             refs[name] = f"{GOLDEN_DIR}/{name}.npy"
             written[refs[name]] = npy_bytes(value.astype(np.float32, copy=False))
+            raw = f"{GOLDEN_RAW_DIR}/{name}.f32"
+            written[raw] = raw_bytes(value, "<f4")
+            raw_roles[raw] = f"raw-golden-out-{name.lower().replace('_', '-')}"[:64]
+            index["outputs"][name] = {"path": raw, "dtype": "float32", "shape": list(value.shape)}
+        if sources is not None:
+            index["sources"] = self._sources(sources, inputs.shape, written)
+            raw_roles[f"{GOLDEN_RAW_DIR}/sources.f64"] = "raw-golden-sources"
+        written[GOLDEN_RAW_INDEX] = (json.dumps(index, indent=1, sort_keys=True) + "\n").encode()
         tolerances = _plain_json("golden.tolerances", dict(tolerances))
         for rel, data in written.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_bytes(data)
+        self._raw_roles = raw_roles
         self._golden = {"inputs": GOLDEN_INPUTS, "outputs": refs, "count": int(inputs.shape[0]),
-                        "tolerances": tolerances}
+                        "tolerances": tolerances, "raw": GOLDEN_RAW_INDEX}
+
+    @staticmethod
+    def _sources(sources: Sequence[GoldenSource], shape: tuple[int, ...], written: dict[str, bytes]) -> dict[str, Any]:
+        if len(sources) != shape[0]:
+            raise BundleError(f"{len(sources)} golden sources for {shape[0]} golden inputs (one per input)")
+        chunks, windows, element = [], [], 0
+        for i, src in enumerate(sources):
+            signal = np.asarray(src.signal, dtype=np.float64)
+            if signal.ndim != 2 or (len(shape) == 3 and signal.shape[0] != shape[1]):
+                raise BundleError(f"golden source {i}: shape {signal.shape} is not (leads, samples) for inputs {shape}")
+            if not np.isfinite(signal).all() or not float(src.fs) > 0 or int(src.offset) < 0:
+                raise BundleError(f"golden source {i}: needs finite samples, fs > 0 and offset >= 0")
+            chunks.append(raw_bytes(signal, "<f8"))
+            windows.append({"fs": float(src.fs), "leads": int(signal.shape[0]), "samples": int(signal.shape[1]),
+                            "element_offset": element, "window_offset": int(src.offset)})
+            element += signal.size
+        written[f"{GOLDEN_RAW_DIR}/sources.f64"] = b"".join(chunks)
+        return {"path": f"{GOLDEN_RAW_DIR}/sources.f64", "dtype": "float64", "input_tolerance": GOLDEN_INPUT_TOLERANCE,
+                "windows": windows}
 
     # -- finish ----------------------------------------------------------------------------------
     def _entries(self, folder: Path, roles: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -204,6 +268,7 @@ class BundleBuilder:
         roles[GOLDEN_INPUTS] = "golden-inputs"
         for name, rel in self._golden["outputs"].items():
             roles[rel] = f"golden-{name.lower().replace('_', '-')}"[:64]
+        roles.update(self._raw_roles)
         manifest: dict[str, Any] = {"toolkit_version": __version__, **self._fields,
                                     "schema_version": SCHEMA_VERSION, "golden": self._golden}
         manifest["files"] = self._entries(folder, roles)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.preprocess import RESAMPLE_HALF_LEN_PER_RATE, RESAMPLE_KAISER_BETA, RESAMPLE_MAX_DENOMINATOR
 from .manifest import BundleError
 
 GUARD = "JEPA_EDGE_MODEL_H"
@@ -47,6 +48,22 @@ def _sos_zi(sos: list[list[float]]) -> list[list[float]]:
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise BundleError(f"$.preprocessing.sos: no steady state for these sections ({exc})") from None
     return zi.tolist()
+
+
+def _device_lines(target: dict[str, Any]) -> list[str]:
+    """Runtime settings the device profile pins (threads, OpenVINO precision hint), when it names them."""
+    profile = target.get("profile_data") or {}
+    extra = profile.get("extra") or {} if isinstance(profile, dict) else {}
+    lines = ["", "/* ---- device profile: runtime settings firmware should apply ---- */"]
+    if isinstance(target.get("profile"), str):
+        lines.append(f"#define JEPA_EDGE_DEVICE_PROFILE {c_string(target['profile'])}")
+    threads = extra.get("threads") if isinstance(extra, dict) else None
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 0:
+        lines.append(f"#define JEPA_EDGE_DEVICE_THREADS {threads}  /* inference threads; 0: the runtime's default */")
+    hint = extra.get("openvino_precision_hint") if isinstance(extra, dict) else None
+    if isinstance(hint, str) and hint:
+        lines.append(f"#define JEPA_EDGE_OPENVINO_PRECISION_HINT {c_string(hint)}  /* INFERENCE_PRECISION_HINT */")
+    return lines if len(lines) > 2 else []
 
 
 def _array(ctype: str, name: str, values: list[str], per_line: int = 4) -> list[str]:
@@ -112,6 +129,17 @@ def generate_header(manifest: dict[str, Any]) -> str:
         ]
         lines += _array("char *const", "jepa_edge_lead_names", [c_string(n) for n in leads])
         lines += [
+            "/* Resampling from another rate fs_in (what scipy.signal.resample_poly does offline; a stream applies the",
+            " * same FIR causally): up/down = fs_out/fs_in reduced, its denominator limited to",
+            " * JEPA_EDGE_RESAMPLE_MAX_DENOMINATOR (Python's Fraction.limit_denominator); M = max(up, down); FIR of",
+            " * 2*H+1 taps, H = JEPA_EDGE_RESAMPLE_HALF_LEN_PER_RATE * M: g[n] = sinc((n - H) / M) * kaiser(n, beta),",
+            " * h = up * g / sum(g), applied to the zero-stuffed input, keeping every down-th sample, aligned so",
+            " * that output 0 is input 0 (devices/firmware/src/jefw_dsp.c spells it out). */",
+            f"#define JEPA_EDGE_RESAMPLE_MAX_DENOMINATOR {RESAMPLE_MAX_DENOMINATOR}",
+            f"#define JEPA_EDGE_RESAMPLE_HALF_LEN_PER_RATE {RESAMPLE_HALF_LEN_PER_RATE}",
+            f"#define JEPA_EDGE_RESAMPLE_KAISER_BETA {c_double(RESAMPLE_KAISER_BETA)}",
+        ]
+        lines += [
             "/* Band-pass: causal cascade of biquads, rows {b0, b1, b2, a0, a1, a2}, a0 == 1,",
             " * direct form II transposed (scipy.signal.sosfilt); start each lead's state at steady state",
             " * for its first sample (scipy.signal.sosfilt_zi scaled by that sample). */",
@@ -164,6 +192,7 @@ def generate_header(manifest: dict[str, Any]) -> str:
     lines += _array("char *const", "jepa_edge_labels", [c_string(n) for n in labels])
     lines += [f"#define JEPA_EDGE_NUM_THRESHOLDS {len(thresholds)}"]
     lines += _array("double", "jepa_edge_thresholds", [c_double(v) for v in thresholds])
+    lines += _device_lines(manifest["target"])
     lines += ["", "/* ---- tensors ---- */"]
     lines += _tensor_block("inputs", manifest["io"]["inputs"])
     lines += _tensor_block("outputs", manifest["io"]["outputs"])

@@ -20,6 +20,7 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
 HEADER_PATH = "include/jepa_edge_model.h"
 GOLDEN_DIR = "golden"
+GOLDEN_RAW_INDEX = f"{GOLDEN_DIR}/raw/index.json"  # raw little-endian float32 copies for firmware, described here
 RESERVED_PATHS = (MANIFEST_NAME, SIGNATURE_NAME, HEADER_PATH)
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest is kilobytes; refuse to parse something absurd
 _MAX_MESSAGES = 5
@@ -130,7 +131,7 @@ def check_consistency(manifest: dict[str, Any]) -> list[str]:
         problems.append(f"$.files: {reserved} cannot be listed in the manifest itself")
     golden = manifest["golden"]
     listed = set(paths)
-    for ref in [golden["inputs"], *golden["outputs"].values()]:
+    for ref in [golden["inputs"], *golden["outputs"].values(), *([golden["raw"]] if "raw" in golden else [])]:
         if ref not in listed:
             problems.append(f"$.golden: {ref} is not among the bundle's files")
     output_names = {t["name"] for t in manifest["io"]["outputs"]}

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..io import sha256_file
-from .builder import BundleBuilder
+from .builder import BundleBuilder, GoldenSource
 from .manifest import (
+    GOLDEN_DIR,
     HEADER_PATH,
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -274,6 +275,32 @@ class Bundle:
 
         return load(golden["inputs"]), {name: load(rel) for name, rel in golden["outputs"].items()}
 
+    def golden_sources(self) -> list[GoldenSource] | None:
+        """The raw records the golden inputs were preprocessed from (golden/raw/index.json), re-hashed before
+        reading; None for bundles built without them."""
+        golden = self.manifest["golden"]
+        by_path = {e["path"]: e["role"] for e in self.manifest["files"]}
+        if "raw" not in golden:
+            return None
+        index_path = self._rehash(by_path[golden["raw"]])
+        try:
+            index = parse_manifest(index_path.read_bytes(), where=str(index_path))
+            spec = index["sources"]
+            if spec is None:
+                return None
+            data_path = self._rehash(by_path[spec["path"]])
+            data = np.fromfile(data_path, dtype="<f8")
+            out = []
+            for w in spec["windows"]:
+                start, n = int(w["element_offset"]), int(w["leads"]) * int(w["samples"])
+                if start < 0 or start + n > data.size:
+                    raise ValueError(f"window at element {start} of {n} values is outside {data.size}")
+                out.append(GoldenSource(data[start : start + n].reshape(int(w["leads"]), int(w["samples"])),
+                                        float(w["fs"]), int(w["window_offset"])))
+            return out
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{index_path}: golden sources not readable ({exc})") from None
+
     def runnable_roles(self) -> list[str]:
         ordered = [r for r in ENGINE_PREFERENCE if r in self._entries]
         ordered += sorted(r for r in self._entries if r not in ordered and backend_for_role(r) is not None)
@@ -406,17 +433,20 @@ def update_bundle(path: str | Path, add_files: Mapping[str, tuple[str | Path | b
     add_files = dict(add_files or {})
     new_roles = {role for _, role in add_files.values()}
     inputs, expected = bundle.golden()
+    sources = bundle.golden_sources()
     golden_paths = {bundle.manifest["golden"]["inputs"], *bundle.manifest["golden"]["outputs"].values()}
     fields = {k: v for k, v in bundle.manifest.items() if k not in ("schema_version", "files", "golden")}
     fields.update(set_fields or {})
     with BundleBuilder(path, sign_key=sign_key) as builder:
         for entry in bundle.manifest["files"]:
             rel, role = entry["path"], entry["role"]
-            if rel in golden_paths or rel == HEADER_PATH or rel in add_files or role in new_roles:
+            if (rel in golden_paths or rel.startswith(GOLDEN_DIR + "/") or rel == HEADER_PATH or rel in add_files
+                    or role in new_roles):
                 continue
             builder.add_file(bundle._rehash(role), rel, role)
         for rel, (src, role) in add_files.items():
             builder.add_file(src, rel, role)
         builder.set(**fields)
-        builder.add_golden(inputs, expected, {**bundle.manifest["golden"]["tolerances"], **(tolerances or {})})
+        builder.add_golden(inputs, expected, {**bundle.manifest["golden"]["tolerances"], **(tolerances or {})},
+                           sources=sources)
     return path

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (each module registers its verbs)
     distill,
     echo,
     fetch,
+    firmware,
     parity,
     pretrain,
     probe,

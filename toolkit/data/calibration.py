@@ -33,6 +33,9 @@ class CalibrationSet:
     offsets: list[int]
     seed: int
     sha256: str
+    # with keep_sources: per window (raw record (leads, samples) in mV as read, its fs, window offset), so a
+    # bundle can carry what firmware re-runs the preprocessing on
+    sources: list[tuple[np.ndarray, float, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -90,11 +93,12 @@ def _label_columns(db_classes: tuple[str, ...], wanted: list[str] | None, source
 
 def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
                           windows: int | None = DEFAULT_WINDOWS, seed: int = 0, labels: list[str] | None = None,
-                          split: str = "train") -> CalibrationSet:
+                          split: str = "train", keep_sources: bool = False) -> CalibrationSet:
     """`windows` preprocessed windows from PTB-XL `split` folds under `data` (default: the JEPA_EDGE_DATA
     PTB-XL folder), stratified by the classifier's `labels`. More windows than records -> random crops
     (when the model window is shorter than a record) or repeats, both seeded. `windows=None`: every labelled
-    record of the split once (validation sets)."""
+    record of the split once (validation sets). `keep_sources`: also keep each window's raw record (for golden
+    vectors that firmware re-runs the preprocessing on)."""
     if windows is not None and windows < 1:
         raise ValueError(f"calibration needs at least one window, got {windows}")
     root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
@@ -116,9 +120,12 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
     unique = np.unique(picks)
     processed: dict[int, np.ndarray] = {}
     names: dict[int, str] = {}
+    raw: dict[int, tuple[np.ndarray, float]] = {}
     for i in unique.tolist():  # read only the records drawn, not the whole split
         rec = read_record(root / db.table["filename_hr"].iloc[rows[i]], leads=pre.leads)
         x = pre(rec.signal.astype(np.float64), fs_in=rec.fs)
+        if keep_sources:
+            raw[i] = (rec.signal.astype(np.float64), float(rec.fs))
         if x.shape[-1] < pre.window:
             raise DataError(f"{rec.path}: {x.shape[-1] / pre.fs:g} s is shorter than the model window "
                             f"of {pre.window_s:g} s")
@@ -132,5 +139,7 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
         ids.append(names[i])
         offsets.append(offset)
     classes = tuple(db_classes[c] for c in cols)
+    sources = [(*raw[i], off) for i, off in zip(picks.tolist(), offsets, strict=True)] if keep_sources else None
     return CalibrationSet(windows=np.stack(out).astype(np.float32), labels=y[picks], classes=classes,
-                          record_ids=ids, offsets=offsets, seed=seed, sha256=calibration_hash(ids, offsets, pre))
+                          record_ids=ids, offsets=offsets, seed=seed, sha256=calibration_hash(ids, offsets, pre),
+                          sources=sources)

@@ -33,6 +33,13 @@ LEAD_ALIASES: dict[str, str] = {
 
 MIN_FS, MAX_FS = 100.0, 10_000.0
 
+# Resampling, spelled out for firmware (the C header carries these): up/down = fs_out/fs_in as a fraction whose
+# denominator is limited to RESAMPLE_MAX_DENOMINATOR; scipy's resample_poly FIR: 2 * half + 1 taps with
+# half = RESAMPLE_HALF_LEN_PER_RATE * max(up, down), Kaiser window (beta RESAMPLE_KAISER_BETA), cut-off 1/max(up, down).
+RESAMPLE_MAX_DENOMINATOR = 1000
+RESAMPLE_HALF_LEN_PER_RATE = 10  # fixed inside scipy.signal.resample_poly
+RESAMPLE_KAISER_BETA = 5.0  # resample_poly's default window ("kaiser", 5.0)
+
 
 def canonical_lead(name: str) -> str | None:
     """Canonical lead name for a header spelling, or None if it is not a standard ECG lead."""
@@ -43,8 +50,9 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     """Polyphase resampling along the last axis (zero-phase Kaiser FIR, scipy's resample_poly)."""
     if fs_in == fs_out:
         return np.asarray(x, dtype=np.float64)
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(RESAMPLE_MAX_DENOMINATOR)
+    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1,
+                                window=("kaiser", RESAMPLE_KAISER_BETA))
 
 
 @dataclass(frozen=True)

@@ -1,341 +1,28 @@
-"""Streaming ECG classification on the device: chunks in, windowed classifications and quality flags out.
-
-The arithmetic is the training preprocessing (`EcgPreprocessing`), made incremental:
-
-  source samples (any chunk size, source rate)
-    -> non-finite samples held at the last good value and flagged
-    -> `PolyphaseResampler` (causal; equals `resample_poly`, i.e. `preprocess.resample`, sample for sample)
-    -> `pre.filter(x, state)` with the state carried from chunk to chunk (the same causal SOS band-pass)
-    -> `pre.normalise` -> ring buffer -> one window every hop -> signal-quality checks
-    -> engine (batched over the windows a chunk completes) -> scores -> decisions with hysteresis -> JSONL events
-
-Nothing here changes the numbers a model sees: streamed windows equal `pre(record, fs).windows()` offline.
-"""
+"""`StreamClassifier`: chunks of any size in, JSONL-ready events out, state carried across chunks
+(C: jefw_run_stream in jefw_stream.c)."""
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from fractions import Fraction
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
-from scipy import signal
 
-from jepa_edge.data.errors import DataError
 from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
 
-# Per-sample flags, carried through the resampler (bitwise OR over the taps an output sample uses).
-FLAG_NAN = 1  # the source sample was NaN/inf (held at the last finite value before filtering)
-FLAG_SATURATED = 2  # the source sample sat at the ADC rail
-FLAG_GAP = 4  # the sample was missing (timestamp gap) and was filled with the last value
-
-EVENT_VERSION = 1
-
-
-class StreamError(DataError):
-    """A stream the classifier cannot run on (wrong leads, bad chunk shape, bad timestamps); names the source."""
+from .base import EVENT_VERSION, FLAG_GAP, FLAG_NAN, FLAG_SATURATED, OutputEngine, StreamError
+from .config import StreamConfig
+from .quality import window_quality
+from .resampler import PolyphaseResampler
+from .ring import Ring
+from .sources import StreamSource
 
 
-class OutputEngine(Protocol):
-    """What the streamer needs from an engine (runtimes' `Engine` satisfies it)."""
-
-    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
-
-
-# ------------------------------------------------------------------------------------------------
-# Resampling
-# ------------------------------------------------------------------------------------------------
-def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
-    """(up, down) exactly as `preprocess.resample` chooses them, so both paths use the same filter."""
-    if fs_in == fs_out:
-        return 1, 1
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    g = math.gcd(ratio.numerator, ratio.denominator)
-    return ratio.numerator // g, ratio.denominator // g
-
-
-class PolyphaseResampler:
-    """Causal polyphase resampler whose output equals `scipy.signal.resample_poly(x, up, down)` sample for sample.
-
-    resample_poly is an FIR (Kaiser-windowed sinc, 20*max(up, down)+1 taps) applied to the zero-stuffed
-    signal with zeros before the start: each output sample is a fixed finite sum over input samples. We compute
-    each output as soon as its last input has arrived (a fixed latency of about 10 input samples), so the
-    stream start matches the offline start exactly; `flush()` pads zeros at the end exactly as offline does.
-    Flags of the inputs an output uses are OR-ed onto that output.
-    """
-
-    def __init__(self, fs_in: float, fs_out: float, leads: int) -> None:
-        self.up, self.down = resample_ratio(fs_in, fs_out)
-        self.leads = leads
-        self.consumed = 0  # input samples taken in
-        self.produced = 0  # output samples emitted
-        if self.up == self.down == 1:
-            self.taps = 1
-            self._phases = np.ones((1, 1))
-            self._offset = 0
-            self._hist = np.zeros((leads, 0))
-            self._hist_flags = np.zeros(0, dtype=np.uint8)
-            return
-        max_rate = max(self.up, self.down)
-        half_len = 10 * max_rate
-        h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
-        pre_pad = self.down - half_len % self.down
-        self._offset = (half_len + pre_pad) // self.down  # resample_poly's n_pre_remove
-        h = np.concatenate([np.zeros(pre_pad), h])
-        self.taps = -(-len(h) // self.up)
-        h = np.concatenate([h, np.zeros(self.taps * self.up - len(h))])
-        # phases[p, t] multiplies input i_hi - t for an output whose upsampled position j has j % up == p
-        self._phases = h.reshape(self.taps, self.up).T.copy()
-        self._phases_oldest_first = self._phases[:, ::-1].copy()
-        # history of the last `taps` inputs; zeros before the start, exactly as resample_poly pads
-        self._hist = np.zeros((leads, self.taps))
-        self._hist_flags = np.zeros(self.taps, dtype=np.uint8)
-
-    @property
-    def latency_samples(self) -> int:
-        """Input samples an output waits for beyond its own position (the FIR's look-ahead)."""
-        return 0 if self.up == self.down == 1 else -(-self._offset * self.down // self.up)
-
-    def expected_output(self, n_in: int) -> int:
-        """Output length resample_poly gives for `n_in` inputs."""
-        return -(-n_in * self.up // self.down)
-
-    def _compute(self, stop: int, available: int) -> tuple[np.ndarray, np.ndarray]:
-        """Outputs produced..stop-1 from the history, which holds inputs up to index `available`-1."""
-        m = np.arange(self.produced, stop)
-        j = (m + self._offset) * self.down
-        i_hi = j // self.up
-        base = available - self._hist.shape[1]  # absolute index of hist[:, 0]
-        first = i_hi - base - self.taps + 1  # oldest input each output uses, as a history column
-        runs = np.lib.stride_tricks.sliding_window_view(self._hist, self.taps, axis=1)  # (leads, K, taps) view
-        gathered = runs[:, first]  # (leads, M, taps), oldest input first
-        y = np.einsum("lmt,mt->lm", gathered, self._phases_oldest_first[j % self.up])
-        if self._hist_flags.any():
-            flag_runs = np.lib.stride_tricks.sliding_window_view(self._hist_flags, self.taps)
-            flags = np.bitwise_or.reduce(flag_runs[first], axis=-1)
-        else:
-            flags = np.zeros(len(m), dtype=np.uint8)
-        self.produced = stop
-        return y, flags
-
-    def push(self, x: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Take (leads, n) inputs with (n,) flags; return every output whose inputs have all arrived."""
-        n = x.shape[1]
-        if self.up == self.down == 1:
-            self.consumed += n
-            self.produced += n
-            return x, flags
-        self._hist = np.concatenate([self._hist, x], axis=1)
-        self._hist_flags = np.concatenate([self._hist_flags, flags])
-        self.consumed += n
-        # output m needs inputs up to i_hi(m) = ((m + offset) * down) // up  <  consumed
-        stop = max(self.produced, (self.consumed * self.up - 1) // self.down - self._offset + 1)
-        if stop > self.produced:
-            y, f = self._compute(stop, self.consumed)
-        else:
-            y, f = np.zeros((self.leads, 0)), np.zeros(0, dtype=np.uint8)
-        self._hist = self._hist[:, -self.taps:]
-        self._hist_flags = self._hist_flags[-self.taps:]
-        return y, f
-
-    def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        """The tail outputs, computed with zeros after the last input (as resample_poly does)."""
-        stop = self.expected_output(self.consumed)
-        if self.up == self.down == 1 or stop <= self.produced:
-            return np.zeros((self.leads, 0)), np.zeros(0, dtype=np.uint8)
-        pad = self.taps + (self._offset * self.down) // self.up + 2
-        self._hist = np.concatenate([self._hist, np.zeros((self.leads, pad))], axis=1)
-        self._hist_flags = np.concatenate([self._hist_flags, np.zeros(pad, dtype=np.uint8)])
-        return self._compute(stop, self.consumed + pad)
-
-
-# ------------------------------------------------------------------------------------------------
-# Configuration
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class QualityConfig:
-    """Per-window signal-quality limits. Flagged windows are reported and not classified.
-
-    Defaults were set on MIT-BIH: clean records give a high-frequency noise level <= 0.021 mV per 10 s
-    window; 0.1 mV of added white noise gives ~0.065 mV.
-    """
-
-    flat_ptp_mv: float = 0.01  # a lead varying less than this over `flat_s` is off / flat
-    flat_s: float = 1.0
-    saturation_mv: float | None = None  # |x| >= this counts as saturated when the source gives no ADC rails
-    saturation_max_fraction: float = 0.01  # more saturated samples than this fraction flags the window
-    noise_hf_mv: float = 0.04  # RMS of the raw signal's second difference / sqrt(6): white-noise sigma in mV
-    noise_band_std_mv: float = 3.0  # band-passed standard deviation above this: motion artefact
-    gap_tolerance_samples: float = 1.0  # timestamp jitter tolerated before a gap is declared
-    max_gap_s: float = 3600.0  # a longer gap is refused (restart the stream instead)
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Batching, decision smoothing and quality limits for a stream."""
-
-    max_batch: int = 32  # windows per engine call (a fast replay completes many per chunk)
-    hysteresis: float = 0.05  # a decision switches on above threshold+h and off below threshold-h ...
-    on_windows: int = 2  # ... after this many consecutive classified windows agree
-    off_windows: int = 2
-    quality: QualityConfig = field(default_factory=QualityConfig)
-
-    def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.on_windows < 1 or self.off_windows < 1:
-            raise ValueError("max_batch, on_windows and off_windows must be >= 1")
-        if not 0 <= self.hysteresis < 0.5:
-            raise ValueError(f"hysteresis {self.hysteresis} must be in [0, 0.5)")
-
-
-# ------------------------------------------------------------------------------------------------
-# Sources
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class StreamSource:
-    """A stream description plus its chunks: (samples, leads) arrays in mV, optionally (t0_seconds, array)."""
-
-    name: str
-    fs: float
-    leads: tuple[str, ...]
-    chunks: Iterable[np.ndarray | tuple[float, np.ndarray]]
-    rails_mv: np.ndarray | None = None  # (leads, 2) ADC rails in mV: samples at a rail count as saturated
-    total_samples: int | None = None  # known length (a record), to check the accounting end to end
-
-
-def record_source(path: str | Path, chunk: int = 360, realtime: bool = False,
-                  start: int = 0, stop: int | None = None) -> StreamSource:
-    """Replay a WFDB record in chunks, as fast as possible or paced at its sampling rate."""
-    import wfdb
-
-    from jepa_edge.data.ecg import _record_base
-
-    base = _record_base(path)
-    if not base.with_suffix(".hea").is_file():
-        raise StreamError(f"{base.with_suffix('.hea')}: header file not found")
-    if chunk < 1:
-        raise StreamError(f"{base}: chunk size must be >= 1 sample, got {chunk}")
-    try:
-        rec = wfdb.rdrecord(str(base), physical=False, sampfrom=start, sampto=stop)
-    except Exception as exc:
-        raise StreamError(f"{base}: cannot read WFDB record: {exc}") from exc
-    digital = np.asarray(rec.d_signal, dtype=np.float64)
-    gain = np.asarray(rec.adc_gain, dtype=np.float64)
-    baseline = np.asarray(rec.baseline, dtype=np.float64)
-    bad_gain = gain == 0
-    gain = np.where(bad_gain, 200.0, gain)  # WFDB: gain 0 means "uncalibrated", 200 adu/mV by convention
-    mv = (digital - baseline) / gain
-    res = np.asarray([r if r else 12 for r in rec.adc_res], dtype=np.float64)
-    zero = np.asarray(rec.adc_zero, dtype=np.float64)
-    lo = (zero - 2 ** (res - 1) - baseline) / gain
-    hi = (zero + 2 ** (res - 1) - 1 - baseline) / gain
-    names = tuple(canonical_lead(n) or n for n in rec.sig_name)
-    fs = float(rec.fs)
-
-    def chunks() -> Iterator[np.ndarray]:
-        t_start = time.perf_counter()
-        for s in range(0, mv.shape[0], chunk):
-            if realtime:
-                delay = t_start + s / fs - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            yield mv[s : s + chunk]
-
-    return StreamSource(name=str(base), fs=fs, leads=names, chunks=chunks(),
-                        rails_mv=np.stack([lo, hi], axis=1), total_samples=int(mv.shape[0]))
-
-
-def int16_source(stream: IO[bytes], fs: float, leads: Iterable[str], gain: float = 200.0,
-                 baseline: float = 0.0, chunk: int = 360, name: str = "stdin") -> StreamSource:
-    """Raw little-endian int16 frames (lead-interleaved) from a binary stream, converted to mV with `gain`."""
-    lead_names = tuple(canonical_lead(n) or n for n in leads)
-    if not lead_names:
-        raise StreamError(f"{name}: give the lead order of the int16 frames (e.g. --leads II,V1)")
-    if gain <= 0:
-        raise StreamError(f"{name}: gain must be positive (ADC units per mV), got {gain}")
-    n_leads = len(lead_names)
-    frame_bytes = 2 * n_leads
-    rails = np.tile(np.array([(-32768 - baseline) / gain, (32767 - baseline) / gain]), (n_leads, 1))
-
-    def chunks() -> Iterator[np.ndarray]:
-        leftover = b""
-        while True:
-            data = stream.read(chunk * frame_bytes)
-            if not data:
-                break
-            data = leftover + data
-            usable = len(data) - len(data) % frame_bytes
-            leftover = data[usable:]
-            if usable:
-                frames = np.frombuffer(data[:usable], dtype="<i2").reshape(-1, n_leads)
-                yield (frames.astype(np.float64) - baseline) / gain
-        if leftover:
-            raise StreamError(f"{name}: stream ended inside a frame ({len(leftover)} stray bytes; "
-                              f"frames are {frame_bytes} bytes = {n_leads} leads x int16)")
-
-    return StreamSource(name=name, fs=float(fs), leads=lead_names, chunks=chunks(), rails_mv=rails)
-
-
-def iterator_source(chunks: Iterable[np.ndarray | tuple[float, np.ndarray]], fs: float, leads: Iterable[str],
-                    name: str = "iterator", rails_mv: np.ndarray | None = None) -> StreamSource:
-    """Any Python iterable of (samples, leads) mV arrays, or (t0_seconds, array) pairs for gap detection."""
-    return StreamSource(name=name, fs=float(fs), leads=tuple(canonical_lead(n) or n for n in leads),
-                        chunks=chunks, rails_mv=rails_mv)
-
-
-# ------------------------------------------------------------------------------------------------
-# Ring buffer
-# ------------------------------------------------------------------------------------------------
-class _Ring:
-    """The last `keep` model-rate samples of several aligned arrays, addressed by absolute sample index."""
-
-    def __init__(self, leads: int, keep: int) -> None:
-        self.keep = keep
-        cap = 2 * keep
-        self.raw = np.zeros((leads, cap))
-        self.band = np.zeros((leads, cap))
-        self.norm = np.zeros((leads, cap), dtype=np.float32)
-        self.flags = np.zeros(cap, dtype=np.uint8)
-        self.base = 0  # absolute index of column 0
-        self.end = 0  # columns used
-
-    def append(self, raw: np.ndarray, band: np.ndarray, norm: np.ndarray, flags: np.ndarray) -> None:
-        n = raw.shape[1]
-        cap = self.raw.shape[1]
-        if self.end + n > cap:
-            start = max(0, self.end - self.keep)
-            arrays = [self.raw, self.band, self.norm, self.flags]
-            need = self.end - start + n
-            if need > cap:  # a chunk bigger than the spare room: grow once
-                cap = need + self.keep
-                new = [np.zeros((*a.shape[:-1], cap), dtype=a.dtype) for a in arrays]
-            else:
-                new = arrays
-            for dst, src in zip(new, arrays, strict=True):
-                dst[..., : self.end - start] = src[..., start : self.end]
-            self.raw, self.band, self.norm, self.flags = new
-            self.base += start
-            self.end -= start
-        sl = slice(self.end, self.end + n)
-        self.raw[:, sl], self.band[:, sl], self.norm[:, sl], self.flags[sl] = raw, band, norm, flags
-        self.end += n
-
-    def window(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        a = start - self.base
-        if a < 0 or a + length > self.end:
-            raise AssertionError(f"window {start}+{length} not in ring [{self.base}, {self.base + self.end})")
-        sl = slice(a, a + length)
-        return self.raw[:, sl], self.band[:, sl], self.norm[:, sl], self.flags[sl]
-
-
-# ------------------------------------------------------------------------------------------------
-# The classifier
-# ------------------------------------------------------------------------------------------------
 def _scores(logits: np.ndarray, task: str) -> np.ndarray:
     """Probabilities: softmax for single-label tasks, sigmoid otherwise (multi-label, binary)."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -435,7 +122,7 @@ class StreamClassifier:
         self._rails = None if rails_mv is None else np.asarray(rails_mv, dtype=np.float64)[self._columns]
         self.resampler = PolyphaseResampler(self.fs_in, pre.fs, pre.num_leads)
         self._filter_state: np.ndarray | None = None
-        self._ring = _Ring(pre.num_leads, pre.window)
+        self._ring = Ring(pre.num_leads, pre.window)
         self._last_good = np.zeros(pre.num_leads)
         self._next_end = pre.window  # absolute model-rate index (exclusive) where the next window ends
         self._t_origin: float | None = None
@@ -587,35 +274,7 @@ class StreamClassifier:
     # -- window-level steps ----------------------------------------------------------------------------
     def _quality(self, raw: np.ndarray, band: np.ndarray, flags: np.ndarray) -> dict[str, Any]:
         """Flags for one window: nan, gap, saturation, flatline (lead-off), noise. Empty dict = good."""
-        q = self.config.quality
-        out: dict[str, Any] = {}
-        n = flags.shape[0]
-        for bit, name in ((FLAG_NAN, "nan"), (FLAG_GAP, "gap")):
-            count = int(np.count_nonzero(flags & bit))
-            if count:
-                out[name] = {"samples": count}
-        sat = int(np.count_nonzero(flags & FLAG_SATURATED))
-        if sat > q.saturation_max_fraction * n:
-            out["saturation"] = {"samples": sat}
-        # flat runs: peak-to-peak over blocks of flat_s/4, combined over 4 consecutive blocks (= flat_s);
-        # every flat run of >= 1.25 * flat_s is caught, none shorter than flat_s is
-        block = max(1, int(round(q.flat_s * self.pre.fs / 4)))
-        blocks = n // block
-        if blocks >= 4:
-            b = raw[:, : blocks * block].reshape(raw.shape[0], blocks, block)
-            bmax, bmin = b.max(axis=-1), b.min(axis=-1)
-            run_max = np.maximum.reduce([bmax[:, k : blocks - 3 + k] for k in range(4)])
-            run_min = np.minimum.reduce([bmin[:, k : blocks - 3 + k] for k in range(4)])
-            flat = [self.pre.leads[i] for i in np.flatnonzero(((run_max - run_min) < q.flat_ptp_mv).any(axis=1))]
-            if flat:
-                out["flatline"] = {"leads": flat}
-        hf = np.sqrt(np.mean(np.diff(raw, n=2, axis=-1) ** 2, axis=-1) / 6.0)
-        std = band.std(axis=-1)
-        noisy = [self.pre.leads[i] for i in np.flatnonzero((hf > q.noise_hf_mv) | (std > q.noise_band_std_mv))]
-        if noisy:
-            out["noise"] = {"leads": noisy, "hf_mv": [round(float(v), 4) for v in hf],
-                            "band_std_mv": [round(float(v), 4) for v in std]}
-        return out
+        return window_quality(raw, band, flags, self.pre, self.config.quality)
 
     def _window(self, start: int) -> tuple[int, dict[str, Any], np.ndarray | None]:
         raw, band, norm, flags = self._ring.window(start, self.pre.window)
@@ -778,3 +437,4 @@ class StreamClassifier:
 def write_events(events: Iterable[dict[str, Any]], out: IO[str] = sys.stdout) -> None:
     for event in events:
         out.write(json.dumps(event, sort_keys=True) + "\n")
+
