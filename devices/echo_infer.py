@@ -91,19 +91,10 @@ class PreparedVideo:
 
 def clip_starts(num_frames: int, fps: float, pre: EchoPreprocessing, clips: int = DEFAULT_CLIPS,
                 path: str = "<memory>") -> list[int]:
-    """Start frames of up to `clips` clips evenly spaced from the first frame to the last possible start.
-
-    Fewer when the video is short: neighbouring starts at least MIN_CLIP_GAP of a clip apart; one clip is the
-    centre clip (the preprocessing's default). Raises `RecordError` ("too-short") below one clip."""
-    if clips < 1:
-        raise ValueError(f"clips per video must be at least 1, got {clips}")
-    pre.frame_indices(num_frames, fps, 0, path)  # raises "too-short" with the numbers
-    last = pre.max_start(num_frames, fps)
-    gap = max(1, int(round(MIN_CLIP_GAP * pre.clip_seconds * fps)))
-    n = min(clips, 1 + last // gap)
-    if n == 1:
-        return [last // 2]
-    return sorted({int(s) for s in np.round(np.linspace(0, last, n))})
+    """Start frames of up to `clips` clips evenly spaced over the whole video (`EchoPreprocessing.clip_starts`),
+    fewer when the video is short: neighbouring starts at least MIN_CLIP_GAP of a clip apart; one clip is the
+    centre clip. Raises `RecordError` ("too-short") below one clip."""
+    return pre.clip_starts(num_frames, fps, clips, path, min_gap=MIN_CLIP_GAP)
 
 
 def check_frame_size(path: str | Path, height: int, width: int, pre: EchoPreprocessing) -> None:

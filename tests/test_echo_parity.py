@@ -29,7 +29,7 @@ from jepa_edge.parity import (
     gates_for_kind,
     run_parity,
 )
-from jepa_edge.parity.echo import clip_starts, stage_clips
+from jepa_edge.parity.echo import stage_clips
 from jepa_edge.parity.output_eval import perturbation_excess
 
 FRAMES, FPS, SIZE = 8, 4.0, 48
@@ -144,11 +144,12 @@ def test_each_stage_cuts_its_own_clips_spread_over_the_video(echonet):
     student = EchoPreprocessing(frames=FRAMES, fps=FPS, size=SIZE)
     assert stage_clips(video, teacher, 3).shape == (3, 3, 16, 64, 64)
     assert stage_clips(video, student, 3).shape == (3, 3, FRAMES, SIZE, SIZE)
-    starts = clip_starts(student, video, 3)
+    starts = student.clip_starts(video.num_frames, video.fps, 3, video.path)
     assert starts[0] == 0 and starts[-1] == student.max_start(video.num_frames, video.fps)
-    assert clip_starts(student, video, 1).tolist() == [student.max_start(video.num_frames, video.fps) // 2]
+    assert student.clip_starts(video.num_frames, video.fps, 1, video.path) == [
+        student.max_start(video.num_frames, video.fps) // 2]
     with pytest.raises(RecordError, match="clip too short"):
-        clip_starts(EchoPreprocessing(frames=32, fps=4.0, size=SIZE), video, 3)
+        EchoPreprocessing(frames=32, fps=4.0, size=SIZE).clip_starts(video.num_frames, video.fps, 3, video.path)
 
 
 # -- LVEF on a cart-cpu bundle (NNCF INT8 OpenVINO IR) -------------------------------------------------------------

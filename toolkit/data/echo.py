@@ -403,6 +403,22 @@ class EchoPreprocessing:
     def max_start(self, num_frames: int, src_fps: float) -> int:
         return num_frames - self.source_span(src_fps)
 
+    def clip_starts(self, num_frames: int, src_fps: float, clips: int = 1, path: str = "<memory>",
+                    min_gap: float = 0.0) -> list[int]:
+        """Source-frame starts of `clips` clips spread evenly from the first frame to the last possible start
+        (one clip: the centre one). `min_gap` > 0 (a fraction of a clip) keeps neighbouring starts at least that
+        far apart by taking fewer clips from a short video. Raises `RecordError` ("too-short") below one clip."""
+        if clips < 1:
+            raise ValueError(f"clips per video must be at least 1, got {clips}")
+        self.frame_indices(num_frames, src_fps, 0, path)  # the too-short check, naming the file
+        last = self.max_start(num_frames, src_fps)
+        if min_gap > 0:
+            gap = max(1, int(round(min_gap * self.clip_seconds * src_fps)))
+            clips = min(clips, 1 + last // gap)  # starts then lie >= gap apart: distinct after rounding
+        if clips == 1:
+            return [last // 2]
+        return [int(v) for v in np.round(np.linspace(0, last, clips))]
+
     def resize_frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (T, H, W[, 3]) -> uint8 (T, size, size[, 3]): short side to `size`, centre crop."""
         arr = np.asarray(frames)

@@ -69,22 +69,11 @@ def echonet_root(data: str | Path | None) -> Path:
                     "pass --data the EchoNet folder (e.g. one written by `jepa-edge echo synth`)")
 
 
-def clip_starts(pre: EchoPreprocessing, video: EchoVideo, clips: int) -> np.ndarray:
-    """Source-frame starts of `clips` clips spread evenly over the whole video (one clip: the centre one).
-
-    Raises `RecordError` naming the video when it is shorter than one clip at this preprocessing."""
-    pre.frame_indices(video.num_frames, video.fps, 0, video.path)  # the too-short check, with the file's name
-    top = pre.max_start(video.num_frames, video.fps)
-    if clips == 1:
-        return np.array([top // 2])
-    return np.round(np.linspace(0, top, clips)).astype(np.int64)
-
-
 def stage_clips(video: EchoVideo, pre: EchoPreprocessing, clips: int) -> np.ndarray:
     """(clips, C, T, H, W) float32 model inputs cut from a native-size video with this stage's preprocessing."""
     out = []
-    for start in clip_starts(pre, video, clips):
-        idx = pre.frame_indices(video.num_frames, video.fps, int(start), video.path)
+    for start in pre.clip_starts(video.num_frames, video.fps, clips, video.path):
+        idx = pre.frame_indices(video.num_frames, video.fps, start, video.path)
         out.append(pre.normalise(pre.resize_frames(video.frames[idx])).numpy())
     return np.stack(out).astype(np.float32, copy=False)
 
@@ -242,5 +231,5 @@ def run_echo_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
     return result
 
 
-__all__ = ["EchoStage", "clip_starts", "echonet_root", "run_echo_parity", "run_echo_stages", "stage_clips",
+__all__ = ["EchoStage", "echonet_root", "run_echo_parity", "run_echo_stages", "stage_clips",
            "sweep_conditions", "sweep_rows"]
