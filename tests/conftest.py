@@ -60,22 +60,15 @@ def ptbxl_super(ptbxl_dir: Path):
     return {split: db.load("superdiagnostic", split=split) for split in ("train", "val", "test")}
 
 
-@pytest.fixture(scope="session")
-def ecg_classifier_dir(tiny_teacher_dir: Path, ptbxl_super, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Frozen tiny teacher + linear head fitted on real train folds: a real (if weak) superdiagnostic classifier."""
-    from jepa_edge.data.datasets import preprocess_set
-    from jepa_edge.data.preprocess import EcgPreprocessing
-    from jepa_edge.models.checkpoint import encoder_spec, load_encoder, save_model
+def fit_linear_head(encoder: torch.nn.Module, x: np.ndarray, labels: np.ndarray) -> torch.nn.Module:
+    """Frozen `encoder` + a LinearHead fitted (200 seeded AdamW epochs, BCE) on preprocessed windows `x`."""
     from jepa_edge.models.heads import Classifier, LinearHead
 
-    encoder, meta = load_encoder(tiny_teacher_dir)
-    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
-    train = ptbxl_super["train"]
-    x = torch.from_numpy(preprocess_set(train.signals, train.fs, pre))
-    y = torch.from_numpy(train.labels)
+    y = torch.from_numpy(labels)
     model = Classifier(encoder.eval(), LinearHead(encoder.dim, y.shape[1]))
+    inputs = torch.from_numpy(x)
     with torch.no_grad():
-        tokens = torch.cat([encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
+        tokens = torch.cat([encoder(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
     torch.manual_seed(0)
     opt = torch.optim.AdamW(model.head.parameters(), lr=3e-3)
     for _ in range(200):
@@ -84,9 +77,23 @@ def ecg_classifier_dir(tiny_teacher_dir: Path, ptbxl_super, tmp_path_factory: py
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return model
+
+
+@pytest.fixture(scope="session")
+def ecg_classifier_dir(tiny_teacher_dir: Path, ptbxl_super, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Frozen tiny teacher + linear head fitted on real train folds: a real (if weak) superdiagnostic classifier."""
+    from jepa_edge.data.datasets import preprocess_set
+    from jepa_edge.data.preprocess import EcgPreprocessing
+    from jepa_edge.models.checkpoint import encoder_spec, load_encoder, save_model
+
+    encoder, meta = load_encoder(tiny_teacher_dir)
+    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    train = ptbxl_super["train"]
+    model = fit_linear_head(encoder, preprocess_set(train.signals, train.fs, pre), train.labels)
     out = tmp_path_factory.mktemp("classifier") / "classifier"
     save_model(out, model, {"kind": "classifier", "encoder": encoder_spec(encoder),
-                            "head": {"kind": "linear", "dim": encoder.dim, "num_outputs": int(y.shape[1])},
+                            "head": {"kind": "linear", "dim": encoder.dim, "num_outputs": int(train.labels.shape[1])},
                             "labels": list(train.classes), "thresholds": [0.5] * len(train.classes),
                             "task": "ptbxl-super", "preprocessing": pre.to_dict()})
     return out

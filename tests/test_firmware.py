@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from jepa_edge.devices.firmware import (
     FIRMWARE_DIR,
@@ -60,38 +59,24 @@ def _real_data_and_compiler_in_ci() -> None:
 def two_lead_classifier(teacher_dir: Path, train, out: Path) -> Path:
     """A real 2-lead (II, V1) classifier: the tiny PTB-XL teacher with its patch embedding cut to those leads, the
     12-lead normalisation constants of those leads, and a linear head fitted on real PTB-XL training folds."""
+    from conftest import fit_linear_head
+
     from jepa_edge.data.datasets import preprocess_set
     from jepa_edge.data.preprocess import EcgPreprocessing
     from jepa_edge.models.checkpoint import load_encoder, save_model
     from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
-    from jepa_edge.models.heads import Classifier, LinearHead
+    from jepa_edge.paired import student_preprocessing
 
     encoder, meta = load_encoder(teacher_dir)
-    pre12 = EcgPreprocessing.from_dict(meta["preprocessing"])
-    cols = [pre12.leads.index(lead) for lead in STREAM_LEADS]
+    pre, cols = student_preprocessing(EcgPreprocessing.from_dict(meta["preprocessing"]), STREAM_LEADS)
     spec = {k: v for k, v in meta["encoder"].items() if k != "modality"}
     enc = EcgEncoder(EcgEncoderSpec(**{**spec, "leads": len(STREAM_LEADS)}))
     state = encoder.state_dict()
     state["patch_embed.weight"] = state["patch_embed.weight"][:, cols]
     enc.load_state_dict(state)
-    pre = EcgPreprocessing.from_dict({**pre12.to_dict(), "leads": list(STREAM_LEADS),
-                                      "mean": None if pre12.mean is None else [pre12.mean[c] for c in cols],
-                                      "std": None if pre12.std is None else [pre12.std[c] for c in cols]})
-    x = torch.from_numpy(preprocess_set(train.signals[:, cols], train.fs, pre))
-    y = torch.from_numpy(train.labels)
-    model = Classifier(enc.eval(), LinearHead(enc.dim, y.shape[1]))
-    with torch.no_grad():
-        tokens = torch.cat([enc(x[i : i + 64]) for i in range(0, len(x), 64)])
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.head.parameters(), lr=3e-3)
-    for _ in range(200):
-        logits, _ = model.head(tokens)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model = fit_linear_head(enc, preprocess_set(train.signals[:, cols], train.fs, pre), train.labels)
     return save_model(out, model, {"kind": "classifier", "encoder": enc.spec.to_dict(),
-                                   "head": {"kind": "linear", "dim": enc.dim, "num_outputs": int(y.shape[1])},
+                                   "head": {"kind": "linear", "dim": enc.dim, "num_outputs": len(train.classes)},
                                    "labels": list(train.classes), "thresholds": [0.5] * len(train.classes),
                                    "task": "ptbxl-super", "preprocessing": pre.to_dict()})
 
