@@ -11,7 +11,7 @@ The description travels in the classifier's meta.json (`output`) and in the bund
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,8 +162,4 @@ class TaskOutput:
         return cls("multilabel", labels, thresholds)
 
 
-def multilabel(names: Sequence[str], thresholds: Sequence[float]) -> TaskOutput:
-    return TaskOutput("multilabel", tuple(names), tuple(float(t) for t in thresholds))
-
-
-__all__ = ["KINDS", "OutputError", "TaskOutput", "multilabel"]
+__all__ = ["KINDS", "OutputError", "TaskOutput"]
