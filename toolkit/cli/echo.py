@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..config import ConfigError
 from .app import app, console, user_errors
 
 echo_app = typer.Typer(help="Echo: synthetic videos, V-JEPA 2 weight import, LVEF / view probes and inference.",
@@ -28,7 +29,7 @@ def synth(
     from ..data.synthetic_echo import SyntheticEchoConfig, write_synthetic_echonet
 
     if count < 1:
-        raise ValueError(f"--count must be >= 1, got {count}")
+        raise ConfigError(f"--count must be >= 1, got {count}")
     with console.status(f"drawing {count} synthetic echo videos"):
         path = write_synthetic_echonet(out, count, seed, fmt, SyntheticEchoConfig(size=size, seconds=seconds))
     console.print(f"synthetic echo dataset (not patient data): [bold]{path}[/]")

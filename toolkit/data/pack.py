@@ -72,11 +72,11 @@ class PackConfig:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"pack dtype {self.dtype!r} not supported; choose from {DTYPES}")
+            raise DataError(f"pack dtype {self.dtype!r} not supported; choose from {DTYPES}")
         if self.records_per_shard < 1:
-            raise ValueError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+            raise DataError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise DataError(f"workers must be >= 1, got {self.workers}")
         self.preprocessing()  # validates fs, leads and window
 
     def preprocessing(self) -> EcgPreprocessing:
@@ -420,9 +420,9 @@ class EchoPackConfig:
 
     def __post_init__(self) -> None:
         if self.records_per_shard < 1:
-            raise ValueError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+            raise DataError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise DataError(f"workers must be >= 1, got {self.workers}")
         self.preprocessing()  # validates frames, fps and size
 
     def preprocessing(self):  # -> EchoPreprocessing (imported lazily: it pulls in torch)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from ..data.datasets import preprocess_set
 from ..data.errors import DataError
 from ..data.paths import find_ptbxl
@@ -272,7 +273,7 @@ def train_probe(encoder_dir: str | Path, data_dir: str | Path | None = None, tas
     if head not in HEADS:
         raise TaskError(f"unknown head {head!r}; choose from {HEADS}")
     if epochs is not None and epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
     base = config or ProbeConfig()
     cfg = replace(base, head=head, seed=seed, epochs=epochs if epochs is not None else base.epochs)
     label_set_for(task)
