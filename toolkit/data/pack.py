@@ -42,6 +42,7 @@ import wfdb
 from ..io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from .ecg import find_records, read_record
 from .errors import DataError, RecordError, SkipReport
+from .paths import safe_relative_path
 from .preprocess import STANDARD_LEADS, EcgPreprocessing
 from .ptbxl import SPLIT_FOLDS, PtbXl
 
@@ -155,7 +156,7 @@ def plan_sources(sources: Sequence[str | Path], cfg: PackConfig) -> tuple[list[R
                 fold = int(fold)
                 if cfg.ptbxl_folds is not None and fold not in cfg.ptbxl_folds:
                     continue
-                rel = str(Path(filename))
+                rel = safe_relative_path(str(filename), f"{root / 'ptbxl_database.csv'}: filename_hr")
                 labels = tuple(c for c, v in zip(classes, y[row], strict=True) if v)
                 found.append(RecordJob(name, rel, str(root / rel), labels, fold))
             kind = f"ptbxl ({cfg.ptbxl_label_set} labels, folds {cfg.ptbxl_folds or 'all'})"

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from ..data.errors import DataError
 from ..io import sha256_file
 from .pack import PACK_FORMAT, PACK_VERSION, PackError
+from .paths import safe_relative_path
 from .preprocess import EcgPreprocessing
 
 Window = tuple[int, int]
@@ -42,6 +43,8 @@ def read_index(root: str | Path, modality: str | None = None) -> dict[str, Any]:
                         f"{PACK_FORMAT!r} v{PACK_VERSION}")
     if modality is not None and index.get("modality", "ecg") != modality:
         raise PackError(f"{index_file}: a pack of {index.get('modality')} data, not {modality}")
+    for shard in index.get("shards", []):  # joined to the pack folder below: must stay inside it
+        safe_relative_path(shard.get("file") if isinstance(shard, dict) else shard, f"{index_file}: shard")
     return index
 
 
