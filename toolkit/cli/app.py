@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -109,8 +110,8 @@ class PlainProgress:
         total_now = t["total"]
         tenths = int(10 * t["completed"] / total_now) if total_now else 0
         staged = total_now is None or total_now <= self.MAX_STAGES
-        if ((new_status and staged and t["status"]) or tenths > t["tenths"]
-                or time.monotonic() - t["last_line"] >= self.HEARTBEAT_S):
+        news = (new_status and bool(t["status"])) if staged else tenths > t["tenths"]
+        if news or time.monotonic() - t["last_line"] >= self.HEARTBEAT_S:
             t["tenths"] = max(tenths, t["tenths"])
             self._line(t, t["status"])
 
@@ -141,3 +142,13 @@ def progress_bar(disable: bool = False) -> Progress | PlainProgress:
         console=console,
         disable=disable,
     )
+
+
+@contextlib.contextmanager
+def one_stage(description: str) -> Iterator[None]:
+    """A verb step with no finer progress: a spinner on a terminal, 'started' and 'done' lines (with the
+    elapsed time) in logs; the same progress_bar underneath."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=1, status="running")
+        yield
+        bar.update(task, completed=1, status="done")
