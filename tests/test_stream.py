@@ -15,6 +15,7 @@ import wfdb
 from scipy.signal import resample_poly
 
 from jepa_edge.data.ecg import read_record
+from jepa_edge.data.errors import RecordError
 from jepa_edge.data.preprocess import EcgPreprocessing, resample
 from jepa_edge.devices.stream import (
     PolyphaseResampler,
@@ -263,7 +264,7 @@ def test_bad_stream_inputs_raise_clear_errors(engine, pre, record_mv: np.ndarray
     clf.start(FS_IN, ("II", "V1"), source="bad-stream")
     with pytest.raises(StreamError, match=r"bad-stream: chunk of shape \(10, 3\)"):
         clf.push(np.zeros((10, 3)))
-    with pytest.raises(StreamError, match="header file not found"):
+    with pytest.raises(RecordError, match=r"nope.hea: header file not found"):  # read_record's check and message
         record_source(tmp_path / "nope")
     with pytest.raises(ValueError, match="3 thresholds for 5 labels"):
         StreamClassifier(engine, pre, LABELS, [0.5, 0.5, 0.5])
