@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from jepa_edge.config import ConfigError
 from jepa_edge.data.echo import (
     COLOUR_FRACTION,
     IMAGE_SUFFIXES,
@@ -197,7 +198,7 @@ class EchoInfer:
     def __init__(self, engine: Any, pre: EchoPreprocessing, output: TaskOutput, clips: int = DEFAULT_CLIPS,
                  header: dict[str, Any] | None = None) -> None:
         if clips < 1:
-            raise ValueError(f"--clips must be at least 1, got {clips}")
+            raise ConfigError(f"--clips must be at least 1, got {clips}")
         if not isinstance(pre, EchoPreprocessing):
             raise DataError(f"echo inference needs an echo preprocessing, got {type(pre).__name__}")
         self.engine = engine

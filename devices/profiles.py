@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jepa_edge.errors import JepaEdgeError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -27,7 +29,7 @@ def default_gates() -> dict[str, float]:
     return dict(DEFAULT_GATES)
 
 
-class ProfileError(ValueError):
+class ProfileError(JepaEdgeError):
     """An unknown or malformed profile, or a model the profile's device cannot run (the message says which)."""
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from jepa_edge.config import to_dict
+from jepa_edge.config import ConfigError, to_dict
 from jepa_edge.jepa import checkpoint as ckpt
 from jepa_edge.jepa.distributed import init_distributed
 from jepa_edge.jepa.sampling import RandomWindows, StepBatchSampler
@@ -338,7 +338,7 @@ def distill(cfg: DistillConfig, progress: Progress | None = None, stop_after: in
     `stop_after` ends the loop early after that step (simulates a killed run for resume tests).
     """
     if cfg.steps < 1 or cfg.batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1 (got {cfg.steps}, {cfg.batch_size})")
+        raise ConfigError(f"steps and batch_size must be >= 1 (got {cfg.steps}, {cfg.batch_size})")
     if cfg.head not in ("auto", "linear", "attentive"):
         raise DistillError(f"unknown head choice {cfg.head!r}; choose auto, linear or attentive")
     if cfg.cache_teacher not in ("auto", "on", "off"):

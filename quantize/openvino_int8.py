@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from jepa_edge.config import ConfigError
+
 from ..runtimes.export import save_ir
 from ..runtimes.signal_stack import stable_signal_stack
 
@@ -53,7 +55,7 @@ def _common_args(recipe: OpenVinoRecipe, n: int) -> dict[str, Any]:
 
     preset = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     if recipe.preset not in preset:
-        raise ValueError(f"NNCF preset {recipe.preset!r}: choose from {sorted(preset)}")
+        raise ConfigError(f"NNCF preset {recipe.preset!r}: choose from {sorted(preset)}")
     args: dict[str, Any] = {"model_type": nncf.ModelType.TRANSFORMER, "preset": preset[recipe.preset],
                             "fast_bias_correction": recipe.fast_bias_correction,
                             "subset_size": recipe.subset_size or n}
@@ -64,7 +66,7 @@ def _common_args(recipe: OpenVinoRecipe, n: int) -> dict[str, Any]:
 
 def _items(windows: np.ndarray) -> list[np.ndarray]:
     if len(windows) == 0:
-        raise ValueError("empty calibration set")
+        raise ConfigError("empty calibration set")
     return [np.ascontiguousarray(w[None], dtype=np.float32) for w in windows]
 
 
@@ -106,7 +108,7 @@ def quantize_openvino_with_accuracy_control(
     _silence_nncf()
     recipe = recipe or OpenVinoRecipe()
     if len(val_windows) != len(val_labels):
-        raise ValueError(f"{len(val_windows)} validation windows but {len(val_labels)} label rows")
+        raise ConfigError(f"{len(val_windows)} validation windows but {len(val_labels)} label rows")
     model = ov.Core().read_model(str(fp32_xml))
     val_items = [(w[None].astype(np.float32), y) for w, y in zip(val_windows, val_labels, strict=True)]
 

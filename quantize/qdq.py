@@ -30,6 +30,8 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from jepa_edge.config import ConfigError
+
 from ..io import atomic_write_bytes
 from ..runtimes.base import INPUT_NAME
 
@@ -53,7 +55,7 @@ class QdqRecipe:
 
     def __post_init__(self) -> None:
         if self.calibrate_method not in CALIBRATION_METHODS:
-            raise ValueError(f"calibrate_method {self.calibrate_method!r}: choose from {sorted(CALIBRATION_METHODS)}")
+            raise ConfigError(f"calibrate_method {self.calibrate_method!r}: choose from {sorted(CALIBRATION_METHODS)}")
 
     def to_dict(self) -> dict:
         return {"format": "onnx-qdq", "tool": "onnxruntime.quantization.quantize_static",
@@ -120,15 +122,15 @@ def quantize_qdq(fp32_onnx: str | Path, out: str | Path, windows: np.ndarray,
     recipe = recipe or QdqRecipe()
     fp32_onnx, out = Path(fp32_onnx), Path(out)
     if len(windows) == 0:
-        raise ValueError(f"{fp32_onnx}: empty calibration set")
+        raise ConfigError(f"{fp32_onnx}: empty calibration set")
     model = onnx.load(str(fp32_onnx))
     weights, attention = candidate_nodes(model, recipe)
     if not weights:
-        raise ValueError(f"{fp32_onnx}: no {recipe.op_types} nodes with weights to quantize")
+        raise ConfigError(f"{fp32_onnx}: no {recipe.op_types} nodes with weights to quantize")
     all_nodes = {n.name for n in model.graph.node}
     unknown = [n for n in recipe.nodes_to_exclude if n not in all_nodes]
     if unknown:
-        raise ValueError(f"{fp32_onnx}: nodes_to_exclude names not in the graph: {unknown[:5]}")
+        raise ConfigError(f"{fp32_onnx}: nodes_to_exclude names not in the graph: {unknown[:5]}")
     excluded = list(recipe.nodes_to_exclude) + ([] if recipe.quantize_attention_matmuls else attention)
     with tempfile.TemporaryDirectory(prefix="jepa-qdq-") as tmp:
         tmp_out = Path(tmp) / "model.qdq.onnx"

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from jepa_edge.config import ConfigError
+
 from .qdq import quantized_nodes
 
 
@@ -79,7 +81,7 @@ def layer_sensitivity(fp32_onnx: str | Path, qdq_onnx: str | Path, windows: np.n
     ref = _run(fp32, x)
     layers = [n for n in quantized_nodes(qdq) if n in {m.name for m in fp32.graph.node}]
     if not layers:
-        raise ValueError(f"{qdq_onnx}: no quantized layers found")
+        raise ConfigError(f"{qdq_onnx}: no quantized layers found")
     scores = [LayerSensitivity(name, _error(ref, _run(only_layer_quantized(fp32, qdq, {name}), x)))
               for name in layers]
     scores.sort(key=lambda s: -s.error)

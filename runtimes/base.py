@@ -12,15 +12,17 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from jepa_edge.errors import JepaEdgeError
+
 INPUT_NAME = "ecg"
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "embedding")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(JepaEdgeError, RuntimeError):
     """A back end whose library cannot be imported or used on this machine; the message says why."""
 
 
-class EngineError(ValueError):
+class EngineError(JepaEdgeError):
     """A model file an engine cannot use (missing, wrong kind, wrong input); the message names the file."""
 
 

@@ -19,6 +19,8 @@ import onnx
 import torch
 from torch import nn
 
+from jepa_edge.config import ConfigError
+
 from ..io import atomic_write_bytes
 from ..models.checkpoint import load_classifier
 from .base import OUTPUT_NAMES, EngineError
@@ -45,7 +47,7 @@ def export_onnx(model: nn.Module, out: str | Path, opset: int = DEFAULT_OPSET, d
     """Write `model` (x -> (logits, embedding)) as ONNX; falls back to the TorchScript exporter with a logged
     reason only if the dynamo exporter fails. The result is checked and its bytes are deterministic."""
     if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} < {MIN_OPSET}: LayerNormalization would be decomposed; use >= {MIN_OPSET}")
+        raise ConfigError(f"opset {opset} < {MIN_OPSET}: LayerNormalization would be decomposed; use >= {MIN_OPSET}")
     out = Path(out)
     model = model.eval()
     x, input_name = _example_input(model)

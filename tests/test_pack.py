@@ -295,3 +295,17 @@ def test_cli_pack_echo(echo_pack: tuple[Path, Path], tmp_path: Path) -> None:
     assert read_index(tmp_path / "p")["records"][0]["shape"][1:] == [64, 64]
     bad = CliRunner().invoke(app, ["data", "pack", str(src), "--out", str(tmp_path / "q"), "--modality", "eeg"])
     assert bad.exit_code == 2 and "choose ecg or echo" in bad.output
+
+
+@pytest.mark.parametrize("name", ["../outside.npy", "/etc/passwd", "shards/../../x.npy", "shards\\x.npy", ""])
+def test_index_shard_paths_must_stay_inside_the_pack(name: str, tmp_path: Path) -> None:
+    """index.json names its shard files; a crafted name must never be joined to the pack folder and opened."""
+    from jepa_edge.data.pack import PACK_FORMAT, PACK_VERSION
+
+    (tmp_path / "index.json").write_text(json.dumps({
+        "format": PACK_FORMAT, "version": PACK_VERSION, "modality": "ecg",
+        "shards": [{"shard": 0, "file": name, "sha256": "0" * 64, "bytes": 0, "shape": [1], "dtype": "float16"}]}))
+    with pytest.raises(DataError, match="index.json: shard: file name .*(refused|not a non-empty string)"):
+        read_index(tmp_path)
+    with pytest.raises(DataError, match="refused|not a non-empty string"):
+        PackedWindows(tmp_path, verify=False)

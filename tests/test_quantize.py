@@ -11,6 +11,7 @@ from _int8_helpers import cosine
 
 from jepa_edge.data.errors import DataError
 from jepa_edge.data.preprocess import EcgPreprocessing
+from jepa_edge.devices.profiles import load_profile
 from jepa_edge.quantize import (
     QdqRecipe,
     build_calibration_set,
@@ -75,8 +76,9 @@ def test_calibration_bad_inputs(data_root, tmp_path):
 def test_qdq_onnx_runs_in_onnxruntime_and_matches_fp32(int8_artifacts, ecg_windows, reference_outputs):
     outs = open_engine(int8_artifacts["qdq_onnx"]).outputs(ecg_windows[1].windows)
     assert open_engine(int8_artifacts["qdq_onnx"]).info()["precision"] == "int8 (Q/DQ)"
+    gates = load_profile("jetson-orin-nano").gates  # the Q/DQ model is what a Jetson build ships
     for name, ref in reference_outputs.items():
-        assert cosine(outs[name], ref) >= 0.99, name
+        assert cosine(outs[name], ref) >= gates["cosine"], name
 
 
 def test_default_recipe_leaves_layernorm_softmax_add_gelu_float(int8_artifacts):
@@ -123,8 +125,6 @@ def test_every_calibration_method_takes_a_ragged_last_batch(int8_artifacts, ecg_
 
 
 def test_openvino_int8_matches_fp32_within_profile_gates(int8_artifacts, ecg_windows, reference_outputs):
-    from jepa_edge.devices.profiles import load_profile
-
     gates = load_profile("cart-x86").gates
     x = ecg_windows[1].windows
     fp32 = open_engine(int8_artifacts["fp32_xml"]).outputs(x)
@@ -132,7 +132,7 @@ def test_openvino_int8_matches_fp32_within_profile_gates(int8_artifacts, ecg_win
     for name in reference_outputs:
         assert cosine(int8[name], fp32[name]) >= gates["cosine"], name
     agree = ((int8["logits"] > 0) == (fp32["logits"] > 0)).mean()  # decisions at probability 0.5
-    assert agree >= gates["agreement"] - 0.01  # 72 x 5 decisions: one flip near 0.5 is 0.3 %
+    assert agree >= gates["agreement"]
 
 
 def test_accuracy_control_keeps_macro_auc(int8_artifacts, ecg_windows, tmp_path):

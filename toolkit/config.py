@@ -12,6 +12,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import JepaEdgeError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -20,7 +22,7 @@ else:  # pragma: no cover
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(JepaEdgeError):
     """A configuration file or override that does not fit the dataclass it targets."""
 
 

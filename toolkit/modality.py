@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from .data.calibration import CalibrationSet
+from .errors import JepaEdgeError
 from .tasks.outputs import TaskOutput
 
 
-class ModalityError(ValueError):
+class ModalityError(JepaEdgeError):
     """A model or preprocessing description of a modality this toolkit does not know."""
 
 

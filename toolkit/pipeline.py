@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import to_dict
+from .config import ConfigError, to_dict
 from .data.paths import find_ptbxl
 
 Step = Callable[[str, int, int], None]  # (stage, done, total)
@@ -185,7 +185,7 @@ def _echo_stage(cfg: DemoConfig, out: Path, say: Callable[[str], None]) -> Any:
 
     presets = {"full": EchoDemoConfig, "quick": EchoDemoConfig.quick}
     if cfg.echo not in presets:
-        raise ValueError(f"DemoConfig.echo {cfg.echo!r}: choose full, quick or off")
+        raise ConfigError(f"DemoConfig.echo {cfg.echo!r}: choose full, quick or off")
     echo_cfg = presets[cfg.echo]()
     echo_cfg.seed = cfg.seed
     return run_echo_demo(echo_cfg, out, say=say)

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from jepa_edge.config import ConfigError
 from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
 
 from .base import EVENT_VERSION, FLAG_GAP, FLAG_NAN, FLAG_SATURATED, OutputEngine, StreamError
@@ -46,7 +47,7 @@ class StreamClassifier:
         self.labels = [str(v) for v in labels]
         thr = [0.5] * len(self.labels) if thresholds is None else [float(t) for t in thresholds]
         if len(thr) != len(self.labels):
-            raise ValueError(f"{name}: {len(thr)} thresholds for {len(self.labels)} labels")
+            raise ConfigError(f"{name}: {len(thr)} thresholds for {len(self.labels)} labels")
         self.thresholds = np.asarray(thr)
         self.task = task
         self.config = config or StreamConfig()

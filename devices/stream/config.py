@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jepa_edge.config import ConfigError
+
 
 @dataclass(frozen=True)
 class QualityConfig:
@@ -35,7 +37,7 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.on_windows < 1 or self.off_windows < 1:
-            raise ValueError("max_batch, on_windows and off_windows must be >= 1")
+            raise ConfigError("max_batch, on_windows and off_windows must be >= 1")
         if not 0 <= self.hysteresis < 0.5:
-            raise ValueError(f"hysteresis {self.hysteresis} must be in [0, 0.5)")
+            raise ConfigError(f"hysteresis {self.hysteresis} must be in [0, 0.5)")
 

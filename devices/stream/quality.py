@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from jepa_edge.data.preprocess import EcgPreprocessing
 
@@ -26,16 +27,13 @@ def window_quality(raw: np.ndarray, band: np.ndarray, flags: np.ndarray, pre: Ec
     sat = int(np.count_nonzero(flags & FLAG_SATURATED))
     if sat > q.saturation_max_fraction * n:
         out["saturation"] = {"samples": sat}
-    # flat runs: peak-to-peak over blocks of flat_s/4, combined over 4 consecutive blocks (= flat_s);
-    # every flat run of >= 1.25 * flat_s is caught, none shorter than flat_s is
-    block = max(1, int(round(q.flat_s * pre.fs / 4)))
-    blocks = n // block
-    if blocks >= 4:
-        b = raw[:, : blocks * block].reshape(raw.shape[0], blocks, block)
-        bmax, bmin = b.max(axis=-1), b.min(axis=-1)
-        run_max = np.maximum.reduce([bmax[:, k : blocks - 3 + k] for k in range(4)])
-        run_min = np.minimum.reduce([bmin[:, k : blocks - 3 + k] for k in range(4)])
-        flat = [pre.leads[i] for i in np.flatnonzero(((run_max - run_min) < q.flat_ptp_mv).any(axis=1))]
+    # flat runs, exactly: some `flat_s` of consecutive samples whose peak-to-peak is below flat_ptp_mv (sliding
+    # max/min, O(n)); every flat run of >= flat_s is caught and none shorter is
+    w = max(1, int(round(q.flat_s * pre.fs)))
+    if n >= w:
+        lo, hi = w // 2, n - (w - 1 - w // 2)  # positions whose centred window lies inside the window
+        run_ptp = (maximum_filter1d(raw, w, axis=-1)[:, lo:hi] - minimum_filter1d(raw, w, axis=-1)[:, lo:hi])
+        flat = [pre.leads[i] for i in np.flatnonzero((run_ptp < q.flat_ptp_mv).any(axis=1))]
         if flat:
             out["flatline"] = {"leads": flat}
     hf = np.sqrt(np.mean(np.diff(raw, n=2, axis=-1) ** 2, axis=-1) / 6.0)

@@ -31,20 +31,12 @@ class StreamSource:
 def record_source(path: str | Path, chunk: int = 360, realtime: bool = False,
                   start: int = 0, stop: int | None = None) -> StreamSource:
     """Replay a WFDB record in chunks, as fast as possible or paced at its sampling rate."""
-    import wfdb
+    from jepa_edge.data.ecg import check_record, decode_record
 
-    from jepa_edge.data.ecg import _record_base
-
-    base = _record_base(path)
-    if not base.with_suffix(".hea").is_file():
-        raise StreamError(f"{base.with_suffix('.hea')}: header file not found")
+    base, rec = check_record(path)  # the same checks and messages as read_record (missing, truncated, mismatched)
     if chunk < 1:
         raise StreamError(f"{base}: chunk size must be >= 1 sample, got {chunk}")
-    try:
-        rec = wfdb.rdrecord(str(base), physical=False, sampfrom=start, sampto=stop)
-    except Exception as exc:
-        raise StreamError(f"{base}: cannot read WFDB record: {exc}") from exc
-    digital = np.asarray(rec.d_signal, dtype=np.float64)
+    digital = decode_record(base, rec, physical=False, start=start, stop=stop)
     gain = np.asarray(rec.adc_gain, dtype=np.float64)
     baseline = np.asarray(rec.baseline, dtype=np.float64)
     bad_gain = gain == 0

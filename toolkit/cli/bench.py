@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from ..config import ConfigError
 from .app import app, console, user_errors
 
 
@@ -52,7 +53,7 @@ def bench(
 ) -> None:
     """Latency of each artefact in a bundle on this machine (golden inputs, after one warm-up call)."""
     if batch < 1 or threads < 1 or runs < 1:
-        raise ValueError("--batch, --threads and --runs must be at least 1")
+        raise ConfigError("--batch, --threads and --runs must be at least 1")
     table = Table(title=f"{bundle} (batch {batch}, {threads} thread(s))")
     for col in ("artefact", "back end", "p50 ms", "p90 ms"):
         table.add_column(col)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..config import ConfigError
 from .app import console, data_app, progress_bar, user_errors
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _parse_folds(text: str) -> tuple[int, ...] | None:
             lo, _, hi = part.partition("-")
             folds.extend(range(int(lo), int(hi or lo) + 1))
     except ValueError:
-        raise ValueError(f"--ptbxl-folds {text!r}: expected 'all', 'train', 'val', 'test' or e.g. '1-8,10'") from None
+        raise ConfigError(f"--ptbxl-folds {text!r}: expected 'all', 'train', 'val', 'test' or e.g. '1-8,10'") from None
     return tuple(sorted(set(folds)))
 
 
@@ -60,7 +61,7 @@ def pack_command(
     from ..data.pack import EchoPackConfig, PackConfig, pack, pack_echo
 
     if modality not in ("ecg", "echo"):
-        raise ValueError(f"--modality {modality!r}: choose ecg or echo")
+        raise ConfigError(f"--modality {modality!r}: choose ecg or echo")
     if modality == "echo":
         echo_cfg = EchoPackConfig(frames=clip_frames, fps=clip_fps, size=size, records_per_shard=records_per_shard,
                                   workers=workers, skip_bad=not strict, max_records_per_source=max_records)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from .app import app, console, user_errors
+from ..config import ConfigError
+from .app import app, console, one_stage, user_errors
 
 echo_app = typer.Typer(help="Echo: synthetic videos, V-JEPA 2 weight import, LVEF / view probes and inference.",
                        no_args_is_help=True)
@@ -28,8 +29,8 @@ def synth(
     from ..data.synthetic_echo import SyntheticEchoConfig, write_synthetic_echonet
 
     if count < 1:
-        raise ValueError(f"--count must be >= 1, got {count}")
-    with console.status(f"drawing {count} synthetic echo videos"):
+        raise ConfigError(f"--count must be >= 1, got {count}")
+    with one_stage(f"drawing {count} synthetic echo videos"):
         path = write_synthetic_echonet(out, count, seed, fmt, SyntheticEchoConfig(size=size, seconds=seconds))
     console.print(f"synthetic echo dataset (not patient data): [bold]{path}[/]")
 
@@ -73,7 +74,7 @@ def probe(
     """Fit a probe on the TRAIN split of a frozen encoder; print VAL/TEST MAE and R^2 (EF) or accuracy (view)."""
     from ..tasks.echo import EchoProbeConfig, probe_echonet
 
-    with console.status(f"probing {task} with a {head} head"):
+    with one_stage(f"echo probe {task} ({head} head)"):
         run = probe_echonet(encoder, data, EchoProbeConfig(task=task, head=head, epochs=epochs), out, skip_bad)
     console.print_json(json.dumps(run.to_dict()))
 

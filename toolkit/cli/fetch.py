@@ -15,9 +15,10 @@ def fetch_command(
     dataset: str = typer.Argument(..., help="ptbxl or mitdb"),
     out: Path = typer.Option(None, help="destination (default: $JEPA_EDGE_DATA/<dataset>)"),
     records: int = typer.Option(None, help="only the first N records"),
-    base_url: str = typer.Option(None, help="mirror to download from instead of physionet.org"),
+    base_url: str = typer.Option(None, help="mirror to download from instead of physionet.org (with SHA256SUMS.txt)"),
 ) -> None:
-    """Download PTB-XL (500 Hz records) or MIT-BIH from PhysioNet; resumable, files written atomically."""
+    """Download PTB-XL (500 Hz records) or MIT-BIH from PhysioNet; resumable, each file checked against the
+    published SHA256SUMS.txt before it gets its final name."""
     from ..data.fetch import fetch
     from ..data.paths import data_root
 

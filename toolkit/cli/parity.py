@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..config import ConfigError
 from .app import app, console, progress_bar, user_errors
 
 GATE_FAILED_EXIT = 1  # input problems exit 2 (user_errors); a build that misses its gates exits 1
@@ -15,9 +16,9 @@ def _folds(text: str) -> tuple[int, ...]:
     try:
         folds = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 9,10") from None
+        raise ConfigError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 9,10") from None
     if not folds or any(not 1 <= f <= 10 for f in folds):
-        raise ValueError(f"--folds {text!r}: PTB-XL folds are 1..10")
+        raise ConfigError(f"--folds {text!r}: PTB-XL folds are 1..10")
     return folds
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .app import app, console, user_errors
+from .app import app, console, progress_bar, user_errors
 
 
 @app.command()
@@ -22,11 +22,17 @@ def probe(
     limit: int = typer.Option(None, help="at most this many records per split (quick checks)"),
 ) -> None:
     """Fit a probe on PTB-XL folds 1-8, tune F1 thresholds on fold 9, report fold 10 (macro AUC with 95 % CI)."""
-    from ..tasks.probe import train_probe
+    from ..tasks.probe import PROBE_STAGES, train_probe
 
-    with console.status(f"probing {encoder} on {task} ({head} head)"):
+    with progress_bar() as bar:
+        bar_task = bar.add_task(f"probe {task} ({head} head)", total=len(PROBE_STAGES), status="")
+
+        def step(stage: str, done: int, total: int) -> None:
+            bar.update(bar_task, completed=done, status=stage)
+
         result = train_probe(encoder, data, task=task, head=head, out=out, epochs=epochs, seed=seed,
-                             limit=limit)
+                             limit=limit, progress=step)
+        bar.update(bar_task, completed=len(PROBE_STAGES), status="done")
     m = result.metrics
     lo, hi = m["test_macro_auc_ci95"]
     console.print(f"fold-10 macro AUC [bold]{m['test_macro_auc']:.3f}[/] (95% CI {lo:.3f}-{hi:.3f}), "

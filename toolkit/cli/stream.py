@@ -39,11 +39,11 @@ def stream(
         source = int16_source(sys.stdin.buffer, fs, [s.strip() for s in leads.split(",") if s.strip()],
                               gain=gain, baseline=baseline, chunk=chunk)
     else:
-        import wfdb
+        from ..data.ecg import check_record
 
         stop = None
         if seconds is not None:
-            header = wfdb.rdheader(str(Path(record).with_suffix("") if Path(record).suffix == ".hea" else record))
+            _, header = check_record(record)
             stop = min(int(round(seconds * float(header.fs))), int(header.sig_len or 0)) or None
         source = record_source(record, chunk=chunk, realtime=realtime, stop=stop)
 

@@ -100,7 +100,7 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
     record of the split once (validation sets). `keep_sources`: also keep each window's raw record (for golden
     vectors that firmware re-runs the preprocessing on)."""
     if windows is not None and windows < 1:
-        raise ValueError(f"calibration needs at least one window, got {windows}")
+        raise DataError(f"calibration needs at least one window, got {windows}")
     root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
     if root is None:
         raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) for calibration data")

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.errors import DataError
 from .preprocess import EcgPreprocessing
 
 
@@ -30,9 +31,9 @@ class EcgWindows(Dataset):
         records = list(signals) if isinstance(signals, list) else signals
         for i, rec in enumerate(records):
             if rec.ndim != 2:
-                raise ValueError(f"record {i}: expected (leads, samples), got shape {rec.shape}")
+                raise DataError(f"record {i}: expected (leads, samples), got shape {rec.shape}")
             if rec.shape[-1] < window:
-                raise ValueError(f"record {i}: {rec.shape[-1]} samples is shorter than the window {window}")
+                raise DataError(f"record {i}: {rec.shape[-1]} samples is shorter than the window {window}")
         self.signals = records
         self.labels = labels
         self.window = window

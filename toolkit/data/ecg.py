@@ -33,7 +33,7 @@ class EcgRecord:
         return self.signal.shape[-1] / self.fs
 
 
-def _record_base(path: str | Path) -> Path:
+def record_base(path: str | Path) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".hea", ".dat", ".atr") else p
 
@@ -61,6 +61,40 @@ def _check_data_size(base: Path, header: wfdb.Record) -> None:
                               "header-mismatch")
 
 
+def check_record(path: str | Path) -> tuple[Path, wfdb.Record]:
+    """The checks every reader of a WFDB record runs first (read_record, the stream replay, pack, parity, probe):
+    header present and parsable, signal files present and of the size the header promises.
+
+    Returns the record's base path (no extension) and its header; raises RecordError naming the file.
+    """
+    base = record_base(path)
+    hea = base.with_suffix(".hea")
+    if not hea.is_file():
+        raise RecordError(hea, "header file not found", "missing-file")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for bad headers
+        raise RecordError(hea, f"cannot parse WFDB header: {exc}", "bad-header") from exc
+    _check_data_size(base, header)
+    return base, header
+
+
+def decode_record(base: Path, header: wfdb.Record, physical: bool = True, start: int = 0,
+                  stop: int | None = None) -> np.ndarray:
+    """Samples [start, stop) of a checked record as (samples, signals): float64 mV when `physical`, else the raw
+    digital values; decoding problems and a length other than the header's become RecordError."""
+    try:
+        rec = wfdb.rdrecord(str(base), physical=physical, sampfrom=start, sampto=stop)
+    except Exception as exc:
+        raise RecordError(base.with_suffix(".dat"), f"cannot decode signal data: {exc}", "bad-data") from exc
+    data = np.asarray(rec.p_signal if physical else rec.d_signal, dtype=np.float64)
+    expected = ((stop if stop is not None else header.sig_len) or 0) - start
+    if header.sig_len and data.shape[0] != expected:
+        raise RecordError(base.with_suffix(".dat"), f"header/data mismatch: header says {expected} samples, "
+                                                    f"decoded {data.shape[0]}", "header-mismatch")
+    return data
+
+
 def read_record(
     path: str | Path,
     leads: Sequence[str] = STANDARD_LEADS,
@@ -72,14 +106,8 @@ def read_record(
     Raises RecordError naming the file for: missing files, unparsable header, truncated or mismatched
     .dat, sampling rate outside the supported range, missing leads, NaN/inf, flat (lead-off) leads.
     """
-    base = _record_base(path)
+    base, header = check_record(path)
     hea = base.with_suffix(".hea")
-    if not hea.is_file():
-        raise RecordError(hea, "header file not found", "missing-file")
-    try:
-        header = wfdb.rdheader(str(base))
-    except Exception as exc:  # wfdb raises many types for bad headers
-        raise RecordError(hea, f"cannot parse WFDB header: {exc}", "bad-header") from exc
     if not header.fs or not (MIN_FS <= float(header.fs) <= MAX_FS):
         raise RecordError(hea, f"unsupported sampling rate {header.fs} Hz (supported {MIN_FS:g}-{MAX_FS:g} Hz)",
                           "unsupported-fs")
@@ -87,15 +115,7 @@ def read_record(
     missing = [lead for lead in leads if lead not in names]
     if missing:
         raise RecordError(hea, f"missing lead(s) {missing}; record has {header.sig_name}", "missing-leads")
-    _check_data_size(base, header)
-    try:
-        rec = wfdb.rdrecord(str(base), physical=True)
-    except Exception as exc:
-        raise RecordError(base.with_suffix(".dat"), f"cannot decode signal data: {exc}", "bad-data") from exc
-    data = np.asarray(rec.p_signal, dtype=np.float64).T  # (signals, samples)
-    if header.sig_len and data.shape[1] != header.sig_len:
-        raise RecordError(base.with_suffix(".dat"), f"header/data mismatch: header says {header.sig_len} samples, "
-                                                    f"decoded {data.shape[1]}", "header-mismatch")
+    data = decode_record(base, header).T  # (signals, samples)
     order = [names.index(lead) for lead in leads]
     data = data[order]
     _check_values(data, leads, base.with_suffix(".dat"), check_flat)

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import JepaEdgeError
 from .preprocess import STANDARD_LEADS
 
 
-class PerturbationError(ValueError):
+class PerturbationError(JepaEdgeError):
     """A perturbation asked for something the signal cannot take (bad shape, frequency, lead, severity)."""
 
 

@@ -176,7 +176,7 @@ class SparseVideo:
         pos = np.searchsorted(self.indices, idx)
         if (pos >= len(self.indices)).any() or not np.array_equal(self.indices[np.minimum(pos, len(self.indices) - 1)],
                                                                   idx):
-            raise ValueError(f"{self.path}: frames {sorted(set(idx.tolist()) - set(self.indices.tolist()))[:5]} "
+            raise DataError(f"{self.path}: frames {sorted(set(idx.tolist()) - set(self.indices.tolist()))[:5]} "
                              "were not picked when the video was read")
         return self.frames[pos]
 
@@ -216,7 +216,7 @@ def _convert(path: str | Path, frames: list[Any], reformatter: Any, colour: bool
 def _picked(path: str | Path, pick: Any, num_frames: int, fps: float) -> np.ndarray:
     idx = np.unique(np.asarray(pick(num_frames, fps), dtype=np.int64))
     if idx.size == 0 or idx[0] < 0 or idx[-1] >= num_frames:
-        raise ValueError(f"{path}: picked frames outside 0..{num_frames - 1}")
+        raise DataError(f"{path}: picked frames outside 0..{num_frames - 1}")
     return idx
 
 
@@ -311,13 +311,13 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str | N
     path = Path(path)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or len(frames) == 0:
-        raise ValueError(f"{path}: expected non-empty uint8 frames (T, H, W[, 3]), got {frames.dtype} {frames.shape}")
+        raise DataError(f"{path}: expected non-empty uint8 frames (T, H, W[, 3]), got {frames.dtype} {frames.shape}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"{path}: frame size {frames.shape[1:3]} must be even for yuv420p encoding")
+        raise DataError(f"{path}: frame size {frames.shape[1:3]} must be even for yuv420p encoding")
     suffix = path.suffix.lower()
     codec = codec or {".avi": "mpeg4", ".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264"}.get(suffix)
     if codec is None:
-        raise ValueError(f"{path}: unsupported video suffix {suffix!r}; use .avi or .mp4")
+        raise DataError(f"{path}: unsupported video suffix {suffix!r}; use .avi or .mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
     from fractions import Fraction
 
@@ -367,17 +367,17 @@ class EchoPreprocessing:
 
     def __post_init__(self) -> None:
         if self.frames < 1:
-            raise ValueError(f"clip length must be at least one frame, got {self.frames}")
+            raise DataError(f"clip length must be at least one frame, got {self.frames}")
         if not (MIN_FPS <= self.fps <= MAX_FPS):
-            raise ValueError(f"clip frame rate {self.fps} outside {MIN_FPS:g}-{MAX_FPS:g} fps")
+            raise DataError(f"clip frame rate {self.fps} outside {MIN_FPS:g}-{MAX_FPS:g} fps")
         if self.size < 16:
-            raise ValueError(f"clip size {self.size} px is smaller than one 16 px patch")
+            raise DataError(f"clip size {self.size} px is smaller than one 16 px patch")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            raise DataError(f"channels must be 1 or 3, got {self.channels}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ValueError(f"mean/std need {self.channels} entries, got {len(self.mean)}/{len(self.std)}")
+            raise DataError(f"mean/std need {self.channels} entries, got {len(self.mean)}/{len(self.std)}")
         if min(self.std) <= 0:
-            raise ValueError("normalisation std must be positive for every channel")
+            raise DataError("normalisation std must be positive for every channel")
 
     @property
     def clip_seconds(self) -> float:
@@ -396,7 +396,7 @@ class EchoPreprocessing:
                                     f"({num_frames / src_fps:.2f} s); a {self.frames}-frame clip at {self.fps:g} fps "
                                     f"needs {span} frames ({self.clip_seconds:.2f} s)", "too-short")
         if not (0 <= start <= num_frames - span):
-            raise ValueError(f"{path}: clip start {start} outside 0..{num_frames - span}")
+            raise DataError(f"{path}: clip start {start} outside 0..{num_frames - span}")
         idx = start + np.round(np.arange(self.frames) * src_fps / self.fps).astype(np.int64)
         return np.minimum(idx, num_frames - 1)
 
@@ -409,7 +409,7 @@ class EchoPreprocessing:
         (one clip: the centre one). `min_gap` > 0 (a fraction of a clip) keeps neighbouring starts at least that
         far apart by taking fewer clips from a short video. Raises `RecordError` ("too-short") below one clip."""
         if clips < 1:
-            raise ValueError(f"clips per video must be at least 1, got {clips}")
+            raise DataError(f"clips per video must be at least 1, got {clips}")
         self.frame_indices(num_frames, src_fps, 0, path)  # the too-short check, naming the file
         last = self.max_start(num_frames, src_fps)
         if min_gap > 0:
@@ -479,7 +479,7 @@ class EchoPreprocessing:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EchoPreprocessing:
         if d.get("kind", "echo") != "echo":
-            raise ValueError(f"preprocessing of kind {d.get('kind')!r} is not an echo description")
+            raise DataError(f"preprocessing of kind {d.get('kind')!r} is not an echo description")
         return cls(frames=int(d["frames"]), fps=float(d["fps"]), size=int(d["size"]),
                    channels=int(d.get("channels", 3)), mean=tuple(float(v) for v in d["mean"]),
                    std=tuple(float(v) for v in d["std"]),

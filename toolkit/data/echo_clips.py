@@ -51,7 +51,7 @@ def build_echo_clip_set(pre: EchoPreprocessing, data: str | Path | None, output:
     Videos are visited in a seeded order, round after round, each time at a seeded random start, so every
     video contributes before any repeats. `clips=None`: one centre clip per video (validation sets)."""
     if clips is not None and clips < 1:
-        raise ValueError(f"a clip set needs at least one clip, got {clips}")
+        raise DataError(f"a clip set needs at least one clip, got {clips}")
     items = echo_split_items(data, split)
     truth = echo_truth(items, output, data)
     videos, kept = load_videos(items, pre)

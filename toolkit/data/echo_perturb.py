@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.errors import DataError
+
 DEPTH_PRESETS = {1: 0.75, 2: 1.5, 3: 2.15}
 SHADOW_PRESETS = {1: (0.4, 0.15), 2: (0.6, 0.20), 3: (0.8, 0.25)}
 
@@ -23,7 +25,7 @@ SHADOW_PRESETS = {1: (0.4, 0.15), 2: (0.6, 0.20), 3: (0.8, 0.25)}
 def _as_float(frames: np.ndarray) -> tuple[np.ndarray, np.dtype]:
     arr = np.asarray(frames)
     if arr.ndim not in (3, 4) or arr.size == 0:
-        raise ValueError(f"expected frames (T, H, W) or (T, H, W, C), got shape {arr.shape}")
+        raise DataError(f"expected frames (T, H, W) or (T, H, W, C), got shape {arr.shape}")
     return arr.astype(np.float64), arr.dtype
 
 
@@ -41,7 +43,7 @@ def _expand(multiplier: np.ndarray, ndim: int) -> np.ndarray:
 def depth_gain(height: int, width: int, rate: float) -> np.ndarray:
     """(H, W) gain of a linear-in-dB attenuation ramp with distance from the probe apex."""
     if rate < 0:
-        raise ValueError(f"attenuation rate must be >= 0, got {rate}")
+        raise DataError(f"attenuation rate must be >= 0, got {rate}")
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     depth = np.hypot(yy, xx - (width - 1) / 2) / height
     return 10.0 ** (-rate * 10.0 * depth / 20.0)
@@ -56,9 +58,9 @@ def depth_attenuation(frames: np.ndarray, rate: float) -> np.ndarray:
 def shadow_multiplier(width: int, height: int, strength: float, sigma: float, centre: float) -> np.ndarray:
     """(H, W) static shadow: 1 - strength * Gaussian over the lateral position."""
     if not (0.0 <= strength <= 1.0):
-        raise ValueError(f"shadow strength must be in [0, 1], got {strength}")
+        raise DataError(f"shadow strength must be in [0, 1], got {strength}")
     if sigma <= 0:
-        raise ValueError(f"shadow width sigma must be > 0, got {sigma}")
+        raise DataError(f"shadow width sigma must be > 0, got {sigma}")
     x = np.linspace(0.0, 1.0, width)
     row = 1.0 - strength * np.exp(-((x - centre) ** 2) / (2 * sigma**2))
     return np.broadcast_to(row, (height, width)).copy()
@@ -82,9 +84,9 @@ class EchoPerturbation:
 
     def __post_init__(self) -> None:
         if self.kind not in ("depth", "shadow"):
-            raise ValueError(f"unknown perturbation {self.kind!r}; choose 'depth' or 'shadow'")
+            raise DataError(f"unknown perturbation {self.kind!r}; choose 'depth' or 'shadow'")
         if self.level not in DEPTH_PRESETS:
-            raise ValueError(f"perturbation level must be one of {sorted(DEPTH_PRESETS)}, got {self.level}")
+            raise DataError(f"perturbation level must be one of {sorted(DEPTH_PRESETS)}, got {self.level}")
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         if self.kind == "depth":

@@ -6,8 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import JepaEdgeError
 
-class DataError(ValueError):
+
+class DataError(JepaEdgeError):
     """Base class for input problems a user can fix (wrong folder, bad file, unsupported format)."""
 
 

@@ -42,6 +42,7 @@ import wfdb
 from ..io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from .ecg import find_records, read_record
 from .errors import DataError, RecordError, SkipReport
+from .paths import safe_relative_path
 from .preprocess import STANDARD_LEADS, EcgPreprocessing
 from .ptbxl import SPLIT_FOLDS, PtbXl
 
@@ -72,11 +73,11 @@ class PackConfig:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"pack dtype {self.dtype!r} not supported; choose from {DTYPES}")
+            raise DataError(f"pack dtype {self.dtype!r} not supported; choose from {DTYPES}")
         if self.records_per_shard < 1:
-            raise ValueError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+            raise DataError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise DataError(f"workers must be >= 1, got {self.workers}")
         self.preprocessing()  # validates fs, leads and window
 
     def preprocessing(self) -> EcgPreprocessing:
@@ -155,7 +156,7 @@ def plan_sources(sources: Sequence[str | Path], cfg: PackConfig) -> tuple[list[R
                 fold = int(fold)
                 if cfg.ptbxl_folds is not None and fold not in cfg.ptbxl_folds:
                     continue
-                rel = str(Path(filename))
+                rel = safe_relative_path(str(filename), f"{root / 'ptbxl_database.csv'}: filename_hr")
                 labels = tuple(c for c, v in zip(classes, y[row], strict=True) if v)
                 found.append(RecordJob(name, rel, str(root / rel), labels, fold))
             kind = f"ptbxl ({cfg.ptbxl_label_set} labels, folds {cfg.ptbxl_folds or 'all'})"
@@ -420,9 +421,9 @@ class EchoPackConfig:
 
     def __post_init__(self) -> None:
         if self.records_per_shard < 1:
-            raise ValueError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+            raise DataError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise DataError(f"workers must be >= 1, got {self.workers}")
         self.preprocessing()  # validates frames, fps and size
 
     def preprocessing(self):  # -> EchoPreprocessing (imported lazily: it pulls in torch)

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.errors import DataError
 from ..io import sha256_file
 from .pack import PACK_FORMAT, PACK_VERSION, PackError
+from .paths import safe_relative_path
 from .preprocess import EcgPreprocessing
 
 Window = tuple[int, int]
@@ -41,6 +43,8 @@ def read_index(root: str | Path, modality: str | None = None) -> dict[str, Any]:
                         f"{PACK_FORMAT!r} v{PACK_VERSION}")
     if modality is not None and index.get("modality", "ecg") != modality:
         raise PackError(f"{index_file}: a pack of {index.get('modality')} data, not {modality}")
+    for shard in index.get("shards", []):  # joined to the pack folder below: must stay inside it
+        safe_relative_path(shard.get("file") if isinstance(shard, dict) else shard, f"{index_file}: shard")
     return index
 
 
@@ -169,13 +173,13 @@ class EpochPlan:
     def __init__(self, lengths: np.ndarray, window: int | np.ndarray, seed: int = 0) -> None:
         lengths = np.asarray(lengths, dtype=np.int64)
         if len(lengths) == 0:
-            raise ValueError("no records to plan an epoch over")
+            raise DataError("no records to plan an epoch over")
         window = np.broadcast_to(np.asarray(window, dtype=np.int64), lengths.shape)  # per record (echo: fps)
         if (window < 1).any():
-            raise ValueError("windows must be at least one sample long")
+            raise DataError("windows must be at least one sample long")
         if (lengths < window).any():
             bad = int(np.flatnonzero(lengths < window)[0])
-            raise ValueError(f"record {bad} is shorter than the window {int(window[bad])}")
+            raise DataError(f"record {bad} is shorter than the window {int(window[bad])}")
         self.lengths, self.window, self.seed = lengths, window, int(seed)
         self.slots_per_record = lengths // window
         self.slot_record = np.repeat(np.arange(len(lengths)), self.slots_per_record)

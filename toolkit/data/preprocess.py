@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
+from ..data.errors import DataError
+
 STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 # Header spellings seen in WFDB databases, mapped to the canonical names above.
@@ -72,19 +74,19 @@ class EcgPreprocessing:
 
     def __post_init__(self) -> None:
         if not (MIN_FS <= self.fs <= MAX_FS):
-            raise ValueError(f"model sampling rate {self.fs} Hz outside supported {MIN_FS:g}-{MAX_FS:g} Hz")
+            raise DataError(f"model sampling rate {self.fs} Hz outside supported {MIN_FS:g}-{MAX_FS:g} Hz")
         lo, hi = self.bandpass_hz
         if not (0 < lo < hi < self.fs / 2):
-            raise ValueError(f"band-pass {self.bandpass_hz} Hz must satisfy 0 < low < high < fs/2")
+            raise DataError(f"band-pass {self.bandpass_hz} Hz must satisfy 0 < low < high < fs/2")
         unknown = [name for name in self.leads if name not in STANDARD_LEADS]
         if unknown:
-            raise ValueError(f"unknown lead name(s) {unknown}; expected a subset of {STANDARD_LEADS}")
+            raise DataError(f"unknown lead name(s) {unknown}; expected a subset of {STANDARD_LEADS}")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.leads):
-                raise ValueError(f"{name} has {len(value)} entries for {len(self.leads)} leads")
+                raise DataError(f"{name} has {len(value)} entries for {len(self.leads)} leads")
         if self.std is not None and min(self.std) <= 0:
-            raise ValueError("normalisation std must be positive for every lead")
+            raise DataError("normalisation std must be positive for every lead")
 
     # -- sizes -------------------------------------------------------------------------------
     @property
@@ -136,7 +138,7 @@ class EcgPreprocessing:
         """A copy with per-lead mean/std fitted on filtered training signals of shape (n, leads, samples)."""
         arr = np.asarray(filtered, dtype=np.float64)
         if arr.ndim != 3 or arr.shape[1] != self.num_leads:
-            raise ValueError(f"fit expects (records, {self.num_leads}, samples), got {arr.shape}")
+            raise DataError(f"fit expects (records, {self.num_leads}, samples), got {arr.shape}")
         mean = arr.mean(axis=(0, 2))
         std = arr.std(axis=(0, 2))
         std = np.where(std < 1e-6, 1.0, std)
@@ -157,7 +159,7 @@ class EcgPreprocessing:
         """Cut a preprocessed (leads, samples) array into (n, leads, window) windows at `hop`."""
         hop = hop or self.hop
         if x.shape[-1] < self.window:
-            raise ValueError(f"signal of {x.shape[-1]} samples is shorter than one window ({self.window})")
+            raise DataError(f"signal of {x.shape[-1]} samples is shorter than one window ({self.window})")
         starts = range(0, x.shape[-1] - self.window + 1, hop)
         return np.stack([x[:, s : s + self.window] for s in starts])
 
@@ -197,5 +199,5 @@ class EcgPreprocessing:
             clip=float(d["clip"]),
         )
         if "sos" in d and not np.allclose(np.asarray(d["sos"]), pre.sos, rtol=1e-10, atol=1e-12):
-            raise ValueError("stored SOS coefficients do not match the described band-pass filter")
+            raise DataError("stored SOS coefficients do not match the described band-pass filter")
         return pre

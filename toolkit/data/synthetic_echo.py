@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..data.errors import DataError
 from .echo import write_frame_folder, write_video
 
 VIEWS = ("A4C", "A2C", "PLAX")
@@ -78,10 +79,10 @@ def synthesize_echo(seed: int, config: SyntheticEchoConfig | None = None, ef: fl
     rng = np.random.default_rng(seed)
     ef = float(rng.uniform(*cfg.ef_range)) if ef is None else float(ef)
     if not (0.0 < ef < 100.0):
-        raise ValueError(f"ejection fraction {ef} must be in (0, 100) percent")
+        raise DataError(f"ejection fraction {ef} must be in (0, 100) percent")
     view = str(rng.choice(cfg.views)) if view is None else view
     if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; choose from {VIEWS}")
+        raise DataError(f"unknown view {view!r}; choose from {VIEWS}")
     fps = float(rng.choice(cfg.fps_choices)) if fps is None else float(fps)
     hr = float(rng.uniform(*cfg.heart_rate_bpm))
     n = cfg.size
@@ -150,7 +151,7 @@ def write_synthetic_echonet(out: str | Path, count: int = 24, seed: int = 0, fmt
     `fmt` is "avi", "mp4" or "frames". The README must say these are synthetic, not patient data.
     """
     if fmt not in ("avi", "mp4", "frames"):
-        raise ValueError(f"unknown video format {fmt!r}; choose avi, mp4 or frames")
+        raise DataError(f"unknown video format {fmt!r}; choose avi, mp4 or frames")
     out = Path(out)
     (out / "Videos").mkdir(parents=True, exist_ok=True)
     videos = synthetic_dataset(count, seed, config)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..config import ConfigError
 from ..data.echo import EchoPreprocessing, EchoVideo, index_folder, load_videos
 from ..data.echo_perturb import EchoPerturbation
 from ..data.errors import DataError, SkipReport
@@ -100,7 +101,7 @@ def build_echo_task(cfg: PretrainConfig) -> JepaTask:
     extra = dict(cfg.extra or {})
     unknown = sorted(set(extra) - EXTRA_KEYS)
     if unknown:
-        raise ValueError(f"unknown echo option(s) in extra: {unknown}; known: {sorted(EXTRA_KEYS)}")
+        raise ConfigError(f"unknown echo option(s) in extra: {unknown}; known: {sorted(EXTRA_KEYS)}")
     if cfg.data is not None and str(cfg.data) != "synthetic" and is_pack(cfg.data):
         # an echo pack (`jepa-edge data pack --modality echo`): its preprocessing wins, every clip slot per epoch
         clips: Dataset = PackedClips(cfg.data, max_records=cfg.max_records)

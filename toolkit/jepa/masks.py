@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config import ConfigError
+
 
 def _split_with_minimum(total: int, parts: int, minimum: int, rng: np.random.Generator) -> np.ndarray:
     """Random composition of `total` into `parts` integers, each >= minimum."""
     spare = total - parts * minimum
     if spare < 0:
-        raise ValueError(f"cannot split {total} into {parts} parts of at least {minimum}")
+        raise ConfigError(f"cannot split {total} into {parts} parts of at least {minimum}")
     cuts = np.sort(rng.integers(0, spare + 1, size=parts - 1))
     return np.diff(np.concatenate([[0], cuts, [spare]])) + minimum
 

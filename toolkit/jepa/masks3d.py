@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config import ConfigError
+
 
 @dataclass(frozen=True)
 class MaskFamily:
@@ -42,9 +44,9 @@ class MultiblockMasks3d:
 
     def __post_init__(self) -> None:
         if len(self.grid) != 3 or min(self.grid) < 1:
-            raise ValueError(f"grid must be (time, rows, columns) >= 1, got {self.grid}")
+            raise ConfigError(f"grid must be (time, rows, columns) >= 1, got {self.grid}")
         if not self.families:
-            raise ValueError("need at least one mask family")
+            raise ConfigError("need at least one mask family")
 
     @property
     def num_patches(self) -> int:

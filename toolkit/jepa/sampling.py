@@ -13,6 +13,8 @@ from typing import Protocol
 import numpy as np
 from torch.utils.data import Sampler
 
+from ..config import ConfigError
+
 Window = tuple[int, int]  # (record index, start offset in samples)
 
 
@@ -31,7 +33,7 @@ class RandomWindows:
     def __init__(self, max_offsets: Sequence[int], seed: int = 0) -> None:
         self.max_offsets = np.asarray(max_offsets, dtype=np.int64)
         if len(self.max_offsets) == 0:
-            raise ValueError("no records to sample windows from")
+            raise ConfigError("no records to sample windows from")
         self.seed = seed
 
     def global_batch(self, step: int, batch_size: int) -> list[Window]:
@@ -43,7 +45,7 @@ class RandomWindows:
 
 def rank_slice(items: list, rank: int, world: int) -> list:
     if len(items) % world:
-        raise ValueError(f"global batch of {len(items)} does not split evenly over {world} ranks")
+        raise ConfigError(f"global batch of {len(items)} does not split evenly over {world} ranks")
     per = len(items) // world
     return items[rank * per : (rank + 1) * per]
 

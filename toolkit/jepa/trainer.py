@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from ..models.checkpoint import encoder_spec, save_model
 from ..models.vit import TokenEncoder, gather_tokens
 from . import checkpoint as ckpt
@@ -114,7 +114,7 @@ def build_task(cfg: PretrainConfig) -> JepaTask:
         from .echo_task import build_echo_task
 
         return build_echo_task(cfg)
-    raise ValueError(f"unknown modality {cfg.modality!r}; choose 'ecg' or 'echo'")
+    raise ConfigError(f"unknown modality {cfg.modality!r}; choose 'ecg' or 'echo'")
 
 
 class ContextPredictor(nn.Module):

@@ -13,6 +13,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import JepaEdgeError
 from ..io import atomic_dir, sha256_file
 from .ecg import EcgEncoder, EcgEncoderSpec
 from .heads import Classifier, build_head
@@ -21,7 +22,7 @@ MODEL_FORMAT = "jepa-edge-model"
 MODEL_FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(JepaEdgeError):
     """A model folder that is missing, incomplete or of an unknown kind."""
 
 

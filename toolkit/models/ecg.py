@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from .vit import Predictor, TokenEncoder, ViTSize, init_weights, model_size, sincos_1d
 
 
@@ -35,7 +36,7 @@ class EcgEncoder(TokenEncoder):
     def __init__(self, spec: EcgEncoderSpec | None = None, **overrides) -> None:
         spec = spec or EcgEncoderSpec(**overrides)
         if spec.samples % spec.patch:
-            raise ValueError(f"window of {spec.samples} samples is not a multiple of the patch {spec.patch}")
+            raise ConfigError(f"window of {spec.samples} samples is not a multiple of the patch {spec.patch}")
         super().__init__(spec.size, spec.num_patches, spec.registers)
         self.spec = spec
         self.patch_embed = nn.Conv1d(spec.leads, self.dim, kernel_size=spec.patch, stride=spec.patch, bias=False)
@@ -47,7 +48,7 @@ class EcgEncoder(TokenEncoder):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.spec.leads or x.shape[2] != self.spec.samples:
-            raise ValueError(
+            raise ConfigError(
                 f"ECG encoder expects (batch, {self.spec.leads} leads, {self.spec.samples} samples), "
                 f"got {tuple(x.shape)}"
             )

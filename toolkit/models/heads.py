@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from .vit import Block
 
 
@@ -73,7 +74,7 @@ def build_head(spec: dict[str, Any]) -> nn.Module:
         return LinearHead(spec["dim"], spec["num_outputs"])
     if kind == "attentive":
         return AttentiveHead(spec["dim"], spec["num_outputs"], spec.get("heads", 4), spec.get("blocks", 0))
-    raise ValueError(f"unknown head kind {kind!r}; choose 'linear' or 'attentive'")
+    raise ConfigError(f"unknown head kind {kind!r}; choose 'linear' or 'attentive'")
 
 
 class Classifier(nn.Module):

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import ConfigError
 from .vit import Block, Predictor, TokenEncoder, gather_tokens, init_weights, model_size, sincos_1d
 
 POS_EMBEDS = ("rope", "sincos")
@@ -40,13 +41,13 @@ class VideoEncoderSpec:
     def __post_init__(self) -> None:
         model_size(self.size)
         if self.pos_embed not in POS_EMBEDS:
-            raise ValueError(f"pos_embed {self.pos_embed!r} not one of {POS_EMBEDS}")
+            raise ConfigError(f"pos_embed {self.pos_embed!r} not one of {POS_EMBEDS}")
         if self.frames % self.tubelet:
-            raise ValueError(f"{self.frames} frames is not a multiple of the tubelet {self.tubelet}")
+            raise ConfigError(f"{self.frames} frames is not a multiple of the tubelet {self.tubelet}")
         if self.image_size % self.patch:
-            raise ValueError(f"image size {self.image_size} is not a multiple of the patch {self.patch}")
+            raise ConfigError(f"image size {self.image_size} is not a multiple of the patch {self.patch}")
         if self.pos_embed == "rope" and (model_size(self.size).dim // model_size(self.size).heads) < 6:
-            raise ValueError("RoPE needs at least 6 channels per head")
+            raise ConfigError("RoPE needs at least 6 channels per head")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -73,7 +74,7 @@ def grid_coordinates(grid: tuple[int, int, int]) -> torch.Tensor:
 def sincos_3d(dim: int, grid: tuple[int, int, int]) -> np.ndarray:
     """Fixed 3D sin-cos table (N, dim): half the channels for time, a quarter each for rows and columns."""
     if dim % 8:
-        raise ValueError(f"3D sin-cos embedding needs a width divisible by 8, got {dim}")
+        raise ConfigError(f"3D sin-cos embedding needs a width divisible by 8, got {dim}")
     coords = grid_coordinates(grid).numpy()
     return np.concatenate([sincos_1d(dim // 2, coords[:, 0]), sincos_1d(dim // 4, coords[:, 1]),
                            sincos_1d(dim // 4, coords[:, 2])], axis=1)
@@ -100,7 +101,7 @@ class Rope3d(nn.Module):
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
         if pos is None:
-            raise ValueError("RoPE needs token positions")
+            raise ConfigError("RoPE needs token positions")
         r = self.registers
         body = x[:, :, r:]
         parts = [self.rotate(body[..., i * self.part : (i + 1) * self.part], pos[..., i]) for i in range(3)]
@@ -140,7 +141,7 @@ class VideoEncoder(TokenEncoder):
         sp = self.spec
         expected = (sp.channels, sp.frames, sp.image_size, sp.image_size)
         if x.dim() != 5 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"video encoder expects (batch, {', '.join(map(str, expected))}) clips "
+            raise ConfigError(f"video encoder expects (batch, {', '.join(map(str, expected))}) clips "
                              f"(batch, channels, frames, height, width), got {tuple(x.shape)}")
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
         return tokens + self.pos if self.pos is not None else tokens
@@ -180,5 +181,5 @@ def build_video_encoder(spec: dict[str, Any] | VideoEncoderSpec) -> VideoEncoder
     known = {f.name for f in fields(VideoEncoderSpec)}
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise ValueError(f"unknown video encoder field(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"unknown video encoder field(s) {unknown}; known: {sorted(known)}")
     return VideoEncoder(VideoEncoderSpec(**spec))

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import ConfigError
+
 
 @dataclass(frozen=True)
 class ViTSize:
@@ -49,13 +51,13 @@ def model_size(name: str) -> ViTSize:
     try:
         return MODEL_SIZES[name]
     except KeyError:
-        raise ValueError(f"unknown model size {name!r}; choose from {list(MODEL_SIZES)}") from None
+        raise ConfigError(f"unknown model size {name!r}; choose from {list(MODEL_SIZES)}") from None
 
 
 def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
     """Fixed sine-cosine embedding (positions,) -> (positions, dim)."""
     if dim % 2:
-        raise ValueError(f"sin-cos embedding needs an even width, got {dim}")
+        raise ConfigError(f"sin-cos embedding needs an even width, got {dim}")
     omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2))
     angles = np.outer(np.asarray(positions, dtype=np.float64), omega)
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
@@ -70,7 +72,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, bias: bool = False) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+            raise ConfigError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)

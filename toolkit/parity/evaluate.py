@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..data.preprocess import EcgPreprocessing
+from ..errors import JepaEdgeError
 from ..tasks import metrics
 
 
@@ -25,7 +26,7 @@ class OutputsModel(Protocol):
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-class ParityError(ValueError):
+class ParityError(JepaEdgeError):
     """Stages that cannot be compared (different labels, rows, shapes) or a stage that returned garbage."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import JepaEdgeError
+
 DEFAULT_GATES: dict[str, float] = {
     # multi-label heads (ECG superdiagnostic): macro AUC, thresholded decisions
     "auc_drop_teacher": 0.01,  # macro AUC: teacher FP32 minus student INT8, at most
@@ -72,11 +74,11 @@ def gates_for_kind(gates: Mapping[str, float], kind: str) -> dict[str, float]:
     return {name: float(v) for name, v in gates.items() if kind in GATE_KINDS.get(name, ())}
 
 
-class GateConfigError(ValueError):
+class GateConfigError(JepaEdgeError):
     """A gate name or value that cannot be used (unknown name, not a number, out of range)."""
 
 
-class GateFailure(ValueError):
+class GateFailure(JepaEdgeError):
     """At least one gate failed; the message lists every failure by stage, metric, value and limit."""
 
     def __init__(self, failures: list[GateResult]) -> None:

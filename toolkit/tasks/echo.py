@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from ..data.echo import EchoPreprocessing, EchoVideo, load_videos, read_echonet
 from ..data.echo_perturb import DEPTH_PRESETS, EchoPerturbation
 from ..data.errors import DataError, SkipReport
@@ -48,9 +49,9 @@ class EchoProbeConfig:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"unknown echo task {self.task!r}; choose from {TASKS}")
+            raise ConfigError(f"unknown echo task {self.task!r}; choose from {TASKS}")
         if self.head not in ("linear", "attentive"):
-            raise ValueError(f"unknown head {self.head!r}; choose 'linear' or 'attentive'")
+            raise ConfigError(f"unknown head {self.head!r}; choose 'linear' or 'attentive'")
 
 
 @dataclass
@@ -106,7 +107,7 @@ def fit_probe(tokens: torch.Tensor, y: np.ndarray, cfg: EchoProbeConfig | None =
     cfg = cfg or EchoProbeConfig()
     y = np.asarray(y)
     if len(y) != len(tokens) or len(y) < 2:
-        raise ValueError(f"need matching tokens and labels (>= 2), got {len(tokens)} tokens, {len(y)} labels")
+        raise ConfigError(f"need matching tokens and labels (>= 2), got {len(tokens)} tokens, {len(y)} labels")
     torch.manual_seed(cfg.seed)
     dim = tokens.shape[-1]
     if cfg.task == "ef":

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import JepaEdgeError
 from . import metrics
 
 KINDS = ("multilabel", "multiclass", "regression")
 
 
-class OutputError(ValueError):
+class OutputError(JepaEdgeError):
     """An output description that cannot decode logits (unknown kind, wrong sizes, non-finite constants)."""
 
 

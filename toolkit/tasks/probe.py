@@ -14,6 +14,7 @@ the export stages consume, plus `metrics.json` beside the weights.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from ..data.datasets import preprocess_set
 from ..data.errors import DataError
 from ..data.paths import find_ptbxl
@@ -265,14 +267,21 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+PROBE_STAGES = ("load PTB-XL splits", "encode, fit head, evaluate", "write classifier")
+
+
 def train_probe(encoder_dir: str | Path, data_dir: str | Path | None = None, task: str = "ptbxl-super",
                 head: str = "linear", out: str | Path = "runs/probe", epochs: int | None = None, seed: int = 0,
-                config: ProbeConfig | None = None, limit: int | None = None) -> ProbeResult:
-    """Probe a frozen encoder (model folder, pretraining run or classifier) on a PTB-XL task; write the classifier."""
+                config: ProbeConfig | None = None, limit: int | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> ProbeResult:
+    """Probe a frozen encoder (model folder, pretraining run or classifier) on a PTB-XL task; write the classifier.
+
+    `progress(stage, done, total)` is called as each of PROBE_STAGES starts."""
+    step = progress or (lambda stage, done, total: None)
     if head not in HEADS:
         raise TaskError(f"unknown head {head!r}; choose from {HEADS}")
     if epochs is not None and epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
     base = config or ProbeConfig()
     cfg = replace(base, head=head, seed=seed, epochs=epochs if epochs is not None else base.epochs)
     label_set_for(task)
@@ -280,8 +289,11 @@ def train_probe(encoder_dir: str | Path, data_dir: str | Path | None = None, tas
     if "preprocessing" not in enc_meta:
         raise TaskError(f"{encoder_dir}: encoder meta.json carries no preprocessing description")
     pre = EcgPreprocessing.from_dict(enc_meta["preprocessing"])
+    step(PROBE_STAGES[0], 0, len(PROBE_STAGES))
     data = load_task_data(data_dir, task, pre, limit=limit)
+    step(PROBE_STAGES[1], 1, len(PROBE_STAGES))
     model, meta, metrics = probe_encoder(encoder.requires_grad_(False), pre, data, cfg)
+    step(PROBE_STAGES[2], 2, len(PROBE_STAGES))
     meta["source_encoder"] = str(Path(encoder_dir))
     model_dir = save_model(out, model, meta)
     metrics_path = write_metrics(Path(model_dir) / "metrics.json", metrics)

@@ -36,7 +36,7 @@ typedef struct {
     double lo, hi; /* ADC rails in mV */
     jefw_resampler_t rs;
     jefw_filter_t flt;
-    double *raw, *band, *wraw, *wband, *x;
+    double *raw, *band, *wraw, *wband, *x, *extremes; /* extremes: 4 x window scratch for the flat-run test */
     float *norm, *wnorm;
     uint8_t *flags, *wflags, *xflags;
     long long model_samples, next_end, samples_in, windows, classified, flagged_counts[5];
@@ -149,12 +149,43 @@ static void print_str_list(FILE *out, const char *const *names, const unsigned c
     fputc(']', out);
 }
 
+/* 1 when some `w` consecutive samples of r[0..n) span less than `ptp`: running max/min over w samples from
+ * prefix and suffix extremes within blocks of w (van Herk / Gil-Werman, O(n)), scratch `g` of 4 n doubles.
+ * The same exact test as window_quality() in Python: every flat run of >= flat_s is caught, none shorter. */
+static int has_flat_run(const double *r, long n, long w, double ptp, double *g) {
+    double *gmax = g, *gmin = g + n, *hmax = g + 2 * n, *hmin = g + 3 * n;
+    long i;
+    if (w < 1 || w > n) return 0;
+    for (i = 0; i < n; i++) {
+        if (i % w == 0) {
+            gmax[i] = gmin[i] = r[i];
+        } else {
+            gmax[i] = r[i] > gmax[i - 1] ? r[i] : gmax[i - 1];
+            gmin[i] = r[i] < gmin[i - 1] ? r[i] : gmin[i - 1];
+        }
+    }
+    for (i = n - 1; i >= 0; i--) {
+        if (i == n - 1 || (i + 1) % w == 0) {
+            hmax[i] = hmin[i] = r[i];
+        } else {
+            hmax[i] = r[i] > hmax[i + 1] ? r[i] : hmax[i + 1];
+            hmin[i] = r[i] < hmin[i + 1] ? r[i] : hmin[i + 1];
+        }
+    }
+    for (i = 0; i + w <= n; i++) {
+        double hi = hmax[i] > gmax[i + w - 1] ? hmax[i] : gmax[i + w - 1];
+        double lo = hmin[i] < gmin[i + w - 1] ? hmin[i] : gmin[i + w - 1];
+        if (hi - lo < ptp) return 1;
+    }
+    return 0;
+}
+
 /* Quality flags of the window in wraw/wband/wflags: sets present[5] (FLAG_NAMES order); prints flag_detail. */
 static void quality(stream_t *s, int present[5], unsigned char *flat, unsigned char *noisy, double *hf, double *sd,
                     long long counts[3]) {
     const jefw_model_t *m = s->m;
     const jefw_stream_config_t *q = &s->o->config;
-    long n = m->window, i, block, blocks, b, k;
+    long n = m->window, i, w;
     int l;
     memset(present, 0, 5 * sizeof present[0]);
     counts[0] = counts[1] = counts[2] = 0; /* nan, gap, saturated samples */
@@ -166,24 +197,13 @@ static void quality(stream_t *s, int present[5], unsigned char *flat, unsigned c
     present[2] = counts[0] > 0;
     present[1] = counts[1] > 0;
     present[4] = (double)counts[2] > q->saturation_max_fraction * (double)n;
-    /* flat runs: peak-to-peak over blocks of flat_s/4, combined over 4 consecutive blocks (= flat_s) */
-    block = (long)round_half_even(q->flat_s * (double)m->fs / 4.0);
-    if (block < 1) block = 1;
-    blocks = n / block;
+    /* flat runs of flat_s, exactly (has_flat_run) */
+    w = (long)round_half_even(q->flat_s * (double)m->fs);
+    if (w < 1) w = 1;
     for (l = 0; l < m->num_leads; l++) {
         const double *r = s->wraw + (long)l * n, *bd = s->wband + (long)l * n;
         double acc = 0.0, mean = 0.0, var = 0.0;
-        flat[l] = 0;
-        if (blocks >= 4) {
-            for (b = 0; b + 3 < blocks && !flat[l]; b++) {
-                double hi = r[b * block], lo = r[b * block];
-                for (k = b * block; k < (b + 4) * block; k++) {
-                    if (r[k] > hi) hi = r[k];
-                    if (r[k] < lo) lo = r[k];
-                }
-                if (hi - lo < q->flat_ptp_mv) flat[l] = 1;
-            }
-        }
+        flat[l] = (unsigned char)has_flat_run(r, n, w, q->flat_ptp_mv, s->extremes);
         for (i = 0; i + 2 < n; i++) {
             double d2 = (r[i + 2] - r[i + 1]) - (r[i + 1] - r[i]);
             acc += d2 * d2;
@@ -426,7 +446,7 @@ static void summary(stream_t *s, int ok_checks[4], int ok) {
 }
 
 static void stream_free(stream_t *s) {
-    free(s->raw), free(s->band), free(s->wraw), free(s->wband), free(s->x);
+    free(s->raw), free(s->band), free(s->wraw), free(s->wband), free(s->x), free(s->extremes);
     free(s->norm), free(s->wnorm), free(s->flags), free(s->wflags), free(s->xflags);
     free(s->decision), free(s->run), free(s->on_since), free(s->on_seconds), free(s->latency);
     jefw_resampler_free(&s->rs);
@@ -468,6 +488,7 @@ int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t
     s.band = (double *)calloc((size_t)(L * n), sizeof(double));
     s.wraw = (double *)calloc((size_t)(L * n), sizeof(double));
     s.wband = (double *)calloc((size_t)(L * n), sizeof(double));
+    s.extremes = (double *)calloc((size_t)(4 * n), sizeof(double));
     s.norm = (float *)calloc((size_t)(L * n), sizeof(float));
     s.wnorm = (float *)calloc((size_t)(L * n), sizeof(float));
     s.flags = (uint8_t *)calloc((size_t)n, 1);
@@ -479,8 +500,8 @@ int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t
     s.on_since = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
     s.on_seconds = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
     buf = (unsigned char *)malloc(((size_t)o->chunk + 1) * frame_bytes);
-    if (!s.raw || !s.band || !s.wraw || !s.wband || !s.norm || !s.wnorm || !s.flags || !s.wflags || !s.x ||
-        !s.xflags || !s.decision || !s.run || !s.on_since || !s.on_seconds || !buf ||
+    if (!s.raw || !s.band || !s.wraw || !s.wband || !s.extremes || !s.norm || !s.wnorm || !s.flags || !s.wflags ||
+        !s.x || !s.xflags || !s.decision || !s.run || !s.on_since || !s.on_seconds || !buf ||
         jefw_filter_init(&s.flt, m) != 0) {
         fprintf(report, "error: out of memory\n");
         rc = JEFW_EXIT_SYSTEM;
