@@ -29,11 +29,11 @@ from ..runtimes import open_engine
 from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
 from ..tasks.outputs import TaskOutput
 from .isa import detect_isa
-from .profiles import DeviceProfile, ProfileError, check_onnx_compatible, load_profile
+from .profiles import DEFAULT_PROFILE, DeviceProfile, ProfileError, check_onnx_compatible, load_profile
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"cart-cpu": "cart-x86", "jetson": "jetson-orin-nano"}  # target -> default profile
+TARGETS = {"cart-cpu": DEFAULT_PROFILE, "jetson": "jetson-orin-nano"}  # target -> default profile
 BUILD_STAGES = ("calibration data", "export", "quantize", "golden vectors", "bundle")
 
 
@@ -68,11 +68,9 @@ def accuracy_control_drop(output: TaskOutput, profile: DeviceProfile) -> float:
     """The largest INT8-vs-FP32 loss NNCF's accuracy control may accept, from the profile's matching gate:
     macro AUC for multi-label heads, the regressed value's MAE (its unit, e.g. EF points) for regression,
     accuracy for one-of-N heads."""
-    gate = {"multilabel": "auc_drop_fp32_int8", "regression": "mae_increase_fp32_int8",
-            "multiclass": "accuracy_drop_fp32_int8"}[output.kind]
-    from ..parity.gates import DEFAULT_GATES  # THE gate table: a profile without the gate gets its default
+    from ..parity.gates import ACCURACY_CONTROL_GATES
 
-    return float(profile.gates.get(gate, DEFAULT_GATES[gate]))
+    return float(profile.gates[ACCURACY_CONTROL_GATES[output.kind]])
 
 
 def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceProfile:

@@ -14,6 +14,7 @@ import numpy as np
 
 INPUT_NAME = "ecg"
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "embedding")
+OPENVINO_PRECISIONS = ("f32", "bf16", "f16", "default")  # INFERENCE_PRECISION_HINT values ("default": the CPU's)
 
 
 class BackendUnavailable(RuntimeError):

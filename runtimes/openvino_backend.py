@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from .base import OPENVINO_PRECISIONS as PRECISIONS
 from .base import OUTPUT_NAMES, EngineError, as_input
 from .signal_stack import stable_signal_stack
-
-PRECISIONS = ("f32", "bf16", "f16", "default")
 
 
 def ir_precision(model: ov.Model) -> str:
