@@ -71,7 +71,10 @@ class ParityConfig:
     run_golden: bool = True
     write_to_bundle: bool = True
     out: str | None = None  # also write parity.json / parity.html here
-    sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped)
+    sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped);
+    # refused unless the bundle's signature first verifies (with public_key, else sign_key's own public half)
+    public_key: str | None = None  # PEM public key the bundle's signature must match
+    require_signature: bool = False  # refuse a bundle whose signature is not checked with public_key
     # echo models (EchoNet-layout folder): which split is held out, how many clips per video (spread from the
     # first to the last possible start, outputs averaged per video), which perturbations the sweep applies
     split: str = "test"
@@ -213,6 +216,13 @@ def _profile_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tup
     return dict(load_profile(DEFAULT_PROFILE).gates), f"device profile {DEFAULT_PROFILE!r} (default)"
 
 
+def trust_policy(cfg: ParityConfig) -> Any:
+    """The `TrustPolicy` parity opens, verifies and updates the bundle under (key, flag, `cfg.profile`)."""
+    from jepa_edge.bundle.trust import TrustPolicy
+
+    return TrustPolicy(public_key=cfg.public_key, require_signature=cfg.require_signature, profile=cfg.profile)
+
+
 def run_golden(opened: Any, cfg: ParityConfig, say: Callable[[str], None]) -> dict[str, Any] | None:
     """Re-run the bundle's golden vectors (every check collected, nothing raised) when `cfg.run_golden`."""
     if opened is None or not cfg.run_golden:
@@ -220,7 +230,7 @@ def run_golden(opened: Any, cfg: ParityConfig, say: Callable[[str], None]) -> di
     from jepa_edge.bundle import verify_bundle
 
     say("golden vectors")
-    golden = verify_bundle(opened.path, run_golden=True).to_dict()
+    golden = verify_bundle(opened.path, run_golden=True, policy=trust_policy(cfg)).to_dict()
     golden["path"] = str(golden["path"])
     return golden
 
@@ -334,7 +344,10 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     if bundle is not None:
         from jepa_edge.bundle import open_bundle
 
-        opened = open_bundle(bundle)
+        policy = trust_policy(cfg)
+        if cfg.sign_key and cfg.write_to_bundle:  # refuse before the work, not after it
+            policy = policy.for_resigning(Path(bundle), cfg.sign_key)
+        opened = open_bundle(bundle, policy)
     modality = check_modalities(teacher_meta, student_meta, opened, teacher_dir)
     if modality != "ecg":  # the one place parity tells the modalities apart
         from .echo import run_echo_parity
@@ -440,7 +453,7 @@ def write_reports(result: ParityResult, cfg: ParityConfig, bundle_path: Path | N
         update_bundle(bundle_path, add_files={REPORT_JSON: (json_bytes, "report-json"),
                                               REPORT_HTML: (html, "report-html")},
                       set_fields={"parity": {"report": REPORT_JSON, "passed": result.passed}},
-                      sign_key=cfg.sign_key)
+                      sign_key=cfg.sign_key, policy=trust_policy(cfg))
     return result.report_paths
 
 
