@@ -28,13 +28,14 @@ from ..models.vit import count_parameters
 from ..runtimes import open_engine
 from ..runtimes.export import DEFAULT_OPSET, export_onnx, export_openvino
 from ..tasks.outputs import TaskOutput
+from .budget import TARGET_ARTEFACT, budget_result, describe, measure
 from .isa import detect_isa
-from .profiles import DeviceProfile, ProfileError, check_onnx_compatible, load_profile
+from .profiles import DEFAULT_PROFILE, DeviceProfile, ProfileError, check_onnx_compatible, load_profile
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"cart-cpu": "cart-x86", "jetson": "jetson-orin-nano"}  # target -> default profile
-BUILD_STAGES = ("calibration data", "export", "quantize", "golden vectors", "bundle")
+TARGETS = {"cart-cpu": DEFAULT_PROFILE, "jetson": "jetson-orin-nano"}  # target -> default profile
+BUILD_STAGES = ("calibration data", "export", "quantize", "golden vectors", "budget", "bundle")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class BuildOptions:
     accuracy_control: bool = False  # cart-cpu: nncf.quantize_with_accuracy_control on val-fold macro AUC
     golden_windows: int | None = None  # default: the modality's (8 ECG windows, 4 echo clips)
     opset: int = DEFAULT_OPSET
+    measure_budget: bool = True  # measure the device's artefact against the profile's budgets ($.budget)
 
 
 def _versions(opset: int, tensorrt: str | None = None) -> dict[str, Any]:
@@ -68,11 +70,9 @@ def accuracy_control_drop(output: TaskOutput, profile: DeviceProfile) -> float:
     """The largest INT8-vs-FP32 loss NNCF's accuracy control may accept, from the profile's matching gate:
     macro AUC for multi-label heads, the regressed value's MAE (its unit, e.g. EF points) for regression,
     accuracy for one-of-N heads."""
-    gate = {"multilabel": "auc_drop_fp32_int8", "regression": "mae_increase_fp32_int8",
-            "multiclass": "accuracy_drop_fp32_int8"}[output.kind]
-    from ..parity.gates import DEFAULT_GATES  # THE gate table: a profile without the gate gets its default
+    from ..parity.gates import ACCURACY_CONTROL_GATES
 
-    return float(profile.gates.get(gate, DEFAULT_GATES[gate]))
+    return float(profile.gates[ACCURACY_CONTROL_GATES[output.kind]])
 
 
 def resolve_profile(target: str, profile: str | DeviceProfile | None) -> DeviceProfile:
@@ -100,6 +100,8 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
     step = progress or (lambda stage: None)
     opts = options or BuildOptions()
     prof = resolve_profile(target, profile)
+    if prof.require_signature and sign_key is None:
+        raise ProfileError(f"device profile {prof.name!r} requires signed bundles: pass a signing key (--sign)")
     model_dir = resolve_model_dir(classifier_dir)
     model, meta = load_classifier(model_dir)
     modality = modality_of(meta)
@@ -176,6 +178,16 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
             worst = max(float(np.abs(got[k] - reference[k]).max()) for k in reference)
             tolerances[role] = _tolerance(worst, floor)
 
+        budget = None
+        if opts.measure_budget:
+            step("budget")
+            if target == "cart-cpu":
+                budget = budget_result(measure(int8_xml, golden.windows, prof), prof, TARGET_ARTEFACT[target])
+            else:
+                budget = budget_result(None, prof, TARGET_ARTEFACT[target], reason="the TensorRT engine is built and "
+                                       "measured on the Jetson (`jepa-edge engine build`)")
+            if budget["passed"] is False:
+                log.warning("%s: over the device profile's budget: %s", out, describe(budget))
         isa = detect_isa().to_dict()
         isa.pop("mhz", None)  # the clock drifts between reads; the manifest must not
         isa.pop("cores", None)
@@ -201,6 +213,7 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
                 preprocessing=pre.to_dict(),
                 labels=list(output.names),
                 thresholds=[float(t) for t in output.thresholds],
+                **({"budget": budget} if budget is not None else {}),
             )
             sources = ([GoldenSource(sig, fs, off) for sig, fs, off in golden.sources]
                        if golden.sources is not None else None)
@@ -209,14 +222,23 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
 
 
 def build_engine_into_bundle(bundle_path: str | Path, profile: str | None = None, sign_key: Any = None,
-                             max_batch: int = 32, dla_core: int | None = None) -> Path:
+                             max_batch: int = 32, dla_core: int | None = None, public_key: Any = None,
+                             require_signature: bool = False) -> Path:
     """On the Jetson: build a TensorRT engine from the bundle's Q/DQ ONNX, check it against the golden vectors
-    with the Q/DQ tolerance, and add it to the bundle (re-hashed, re-signed with `sign_key`)."""
+    with the Q/DQ tolerance, and add it to the bundle (re-hashed, re-signed with `sign_key`).
+
+    The bundle is opened under the trust policy first (`public_key`, `require_signature`, the profile's
+    `require_signature`); re-signing needs its existing signature to verify (with `public_key`, else with
+    `sign_key`'s public half), so a tampered bundle never comes out validly signed."""
     from ..bundle import BundleError, open_bundle, update_bundle
+    from ..bundle.trust import TrustPolicy
     from ..runtimes.tensorrt_backend import EngineBuildConfig, TensorRtEngine, _import_tensorrt, build_engine
 
+    policy = TrustPolicy(public_key=public_key, require_signature=require_signature, profile=profile)
+    if sign_key is not None:
+        policy = policy.for_resigning(Path(bundle_path), sign_key)
+    bundle = open_bundle(bundle_path, policy)  # before anything else: nothing is built from an unverified bundle
     trt = _import_tensorrt()  # BackendUnavailable with the reason on machines without TensorRT
-    bundle = open_bundle(bundle_path)
     manifest = bundle.manifest
     if manifest["target"]["kind"] != "jetson":
         raise BundleError(f"{bundle_path}: a {manifest['target']['kind']} bundle has no Q/DQ ONNX to build from")
@@ -236,7 +258,9 @@ def build_engine_into_bundle(bundle_path: str | Path, profile: str | None = None
         if worst > (tol if isinstance(tol, float) else max(tol.values())):
             raise BundleError(f"{engine_path}: engine output differs from golden by {worst:.4g} > {tol}")
         runtimes = {**manifest["runtimes"], "tensorrt": trt.__version__}
+        budget = budget_result(measure(engine_path, inputs, prof), prof, "tensorrt-engine")
         return update_bundle(bundle_path, add_files={"tensorrt/model.engine": (engine_path, "tensorrt-engine"),
                                                      "tensorrt/timing.cache": (Path(tmp_name) / "timing.cache",
                                                                                "tensorrt-timing-cache")},
-                             set_fields={"runtimes": runtimes}, sign_key=sign_key)
+                             set_fields={"runtimes": runtimes, "budget": budget}, sign_key=sign_key,
+                             policy=policy)

@@ -1,15 +1,20 @@
 """x86 ISA features that decide which INT8 kernels OpenVINO (and onnxruntime) can use on a cart CPU.
 
-Read from /proc/cpuinfo at build time (recorded in the manifest) and again at run time, so a bundle built on
-an AMX server and run on an AVX2-only cart says so instead of silently running slower than promised.
+Read from /proc/cpuinfo at build time (recorded in the manifest) and again at run time, when a cart bundle is
+opened (`check_profile_isa`, called by `open_bundle`), so a bundle built on an AMX server and run on an
+AVX2-only cart says so instead of silently running slower than promised, and one run on a CPU without the
+profile's required flags is refused with the flags named.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .profiles import DeviceProfile, ProfileError
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
@@ -89,3 +94,51 @@ def check_isa(required: list[str], info: IsaInfo | None = None) -> list[str]:
     """Required flags this CPU lacks (empty: fine)."""
     info = info or detect_isa()
     return [f for f in required if not info.flags.get(f, False)]
+
+
+class IsaError(ProfileError):
+    """This CPU lacks an ISA flag the bundle's device profile requires (the message names the flags)."""
+
+
+class IsaWarning(UserWarning):
+    """This CPU has none of the profile's preferred ISA flags: the bundle runs, slower than promised."""
+
+
+def _best_int8(flags: dict[str, bool] | list[str]) -> tuple[str | None, int]:
+    """The fastest INT8 path among `flags` (flag, MACs/cycle/core by INT8_MACS_PER_CYCLE); (None, 0) for none."""
+    have = set(flags) if isinstance(flags, list) else {f for f, on in flags.items() if on}
+    return next(((f, m) for f, m in INT8_MACS_PER_CYCLE.items() if f in have), (None, 0))
+
+
+def expected_slowdown(preferred: list[str] | tuple[str, ...], info: IsaInfo) -> str:
+    """How much slower INT8 matrix work runs here than on the preferred paths, and where the figure comes from."""
+    mine_flag, mine = _best_int8(info.flags)
+    rates = sorted(INT8_MACS_PER_CYCLE[f] for f in preferred if f in INT8_MACS_PER_CYCLE)
+    if not rates:
+        return "expected slowdown unknown (no preferred flag has a MACs/cycle figure in devices/isa.py)"
+    if mine == 0:
+        return "no INT8 dot-product path at all on this CPU: expect a slowdown of many times"
+    lo, hi = rates[0] / mine, rates[-1] / mine
+    span = f"{lo:g}x" if lo == hi else f"{lo:g}x to {hi:g}x"
+    return (f"expect INT8 matrix work {span} slower ({mine_flag}: {mine} int8 MACs/cycle/core here, the preferred "
+            f"paths {rates[0]}-{rates[-1]}; computed from the INT8_MACS_PER_CYCLE table in devices/isa.py, not "
+            "measured; the whole model slows less, as not all of it is INT8 matrix work)")
+
+
+def check_profile_isa(profile: DeviceProfile, info: IsaInfo | None = None, where: str = "") -> list[str]:
+    """Run-time ISA check of a bundle's device `profile` on this CPU (`info`: a stand-in for tests; default:
+    detected). Missing `required_isa` flags raise IsaError; having none of `preferred_isa` returns (and warns
+    with `IsaWarning`) one message with the expected slowdown. Empty list: the CPU is what the profile wants."""
+    info = info or detect_isa()
+    prefix = f"{where}: " if where else ""
+    cpu = f"this CPU ({info.model_name}, INT8 path {info.int8_path})"
+    missing = check_isa(list(profile.required_isa), info)
+    if missing:
+        raise IsaError(f"{prefix}device profile {profile.name!r} requires ISA flags {missing}, which {cpu} "
+                       "lacks; the bundle cannot run here (use a bundle built for this CPU's profile)")
+    if profile.preferred_isa and not any(info.flags.get(f, False) for f in profile.preferred_isa):
+        message = (f"{prefix}{cpu} has none of device profile {profile.name!r}'s preferred ISA flags "
+                   f"{list(profile.preferred_isa)}: {expected_slowdown(profile.preferred_isa, info)}")
+        warnings.warn(message, IsaWarning, stacklevel=3)
+        return [message]
+    return []

@@ -1,8 +1,11 @@
 """Device profiles are data (devices/profiles/*.toml); this module reads them and applies their gates.
 
 A Jetson profile carries JetPack -> TensorRT version -> the ONNX opsets and operators its parser accepts,
-DLA cores, memory, precisions; every profile can carry latency/memory budgets and parity gates. The
-compatibility gate refuses, before anything is built, an ONNX model the device's TensorRT could not parse.
+DLA cores, memory, precisions; a cart profile the x86 ISA it needs and prefers, the engine threads and the
+OpenVINO precision hint. Every profile carries latency/memory budgets, whether bundles for it must be signed,
+and THE parity gate values (its `[gates]` table: the only place gate numbers live; their meaning is in
+jepa_edge.parity.gates). The compatibility gate refuses, before anything is built, an ONNX model the
+device's TensorRT could not parse.
 """
 
 from __future__ import annotations
@@ -20,13 +23,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-
-
-def default_gates() -> dict[str, float]:
-    """The parity gate defaults, from THE gate table (jepa_edge.parity.gates; imported late, it pulls in torch)."""
-    from ..parity.gates import DEFAULT_GATES
-
-    return dict(DEFAULT_GATES)
+DEFAULT_PROFILE = "cart-x86"  # the profile whose gates apply when no profile or bundle names one
 
 
 class ProfileError(JepaEdgeError):
@@ -50,7 +47,12 @@ class DeviceProfile:
     max_opset: int = 99
     ops: tuple[str, ...] | None = None  # None: no operator list (any standard op)
     unsupported_domains: tuple[str, ...] = ()
-    gates: dict[str, float] = field(default_factory=default_gates)
+    gates: dict[str, float] = field(default_factory=dict)
+    required_isa: tuple[str, ...] = ()  # x86 flags (devices.isa.FLAGS) without which the bundle must not run
+    preferred_isa: tuple[str, ...] = ()  # any one of these gives the fast INT8 path; none: a warning at run time
+    threads: int | None = None  # engine threads on the device (None: each back end's default)
+    openvino_precision_hint: str | None = None  # OpenVINO INFERENCE_PRECISION_HINT for the float parts
+    require_signature: bool = False  # every verb refuses a bundle for this profile unless its signature checks
     extra: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
@@ -62,11 +64,43 @@ class DeviceProfile:
                 "onnx": {"min_opset": self.min_opset, "max_opset": self.max_opset,
                          "ops": list(self.ops) if self.ops is not None else None,
                          "unsupported_domains": list(self.unsupported_domains)},
+                "required_isa": list(self.required_isa), "preferred_isa": list(self.preferred_isa),
+                "threads": self.threads, "openvino_precision_hint": self.openvino_precision_hint,
+                "require_signature": self.require_signature,
                 "gates": dict(self.gates), **({"extra": self.extra} if self.extra else {})}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> DeviceProfile:
+        """The profile as `to_dict` wrote it (e.g. the copy a bundle's manifest stores in target.profile_data)."""
+        extra = dict(data.get("extra") or {})  # bundles built before these keys were typed kept them here
+        onnx_section = data.get("onnx") or {}
 
+        def pick(key: str, default: Any = None) -> Any:
+            return data.get(key, extra.get(key, default))
+
+        try:
+            return cls(name=str(data["name"]), kind=str(data["kind"]), description=str(data.get("description", "")),
+                       jetpack=data.get("jetpack"), tensorrt=data.get("tensorrt"), cuda=data.get("cuda"),
+                       memory_mb=data.get("memory_mb"), dla_cores=int(data.get("dla_cores") or 0),
+                       precisions=tuple(data.get("precisions") or ("fp32",)),
+                       latency_budget_ms=data.get("latency_budget_ms"), memory_budget_mb=data.get("memory_budget_mb"),
+                       min_opset=int(onnx_section.get("min_opset", 9)),
+                       max_opset=int(onnx_section.get("max_opset", 99)),
+                       ops=tuple(onnx_section["ops"]) if onnx_section.get("ops") is not None else None,
+                       unsupported_domains=tuple(onnx_section.get("unsupported_domains") or ()),
+                       gates={k: float(v) for k, v in (data.get("gates") or {}).items()},
+                       required_isa=tuple(pick("required_isa", ())), preferred_isa=tuple(pick("preferred_isa", ())),
+                       threads=pick("threads"), openvino_precision_hint=pick("openvino_precision_hint"),
+                       require_signature=bool(pick("require_signature", False)),
+                       extra={k: v for k, v in extra.items() if k not in TYPED}, source=source)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"{source or 'profile data'}: not a device profile ({exc})") from None
+
+
+TYPED = {"required_isa", "preferred_isa", "threads", "openvino_precision_hint", "require_signature"}
 KNOWN = {"name", "kind", "description", "jetpack", "tensorrt", "cuda", "memory_mb", "dla_cores", "precisions",
-         "latency_budget_ms", "memory_budget_mb", "onnx", "gates"}
+         "latency_budget_ms", "memory_budget_mb", "onnx", "gates", *TYPED}
+
 
 
 def list_profiles() -> list[str]:
@@ -92,10 +126,17 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     if raw["kind"] not in ("jetson", "cart-cpu"):
         raise ProfileError(f"{path}: kind {raw['kind']!r} must be 'jetson' or 'cart-cpu'")
     onnx_section = raw.get("onnx", {})
-    gates = {**default_gates(), **raw.get("gates", {})}
-    bad = {k: v for k, v in gates.items() if not isinstance(v, (int, float))}
+    gates = raw.get("gates", {})
+    bad = {k: v for k, v in gates.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
     if bad:
         raise ProfileError(f"{path}: gates must be numbers, got {bad}")
+    from ..parity.gates import GATE_NAMES  # the gate definitions (imported late: parity pulls in torch)
+
+    missing = [g for g in GATE_NAMES if g not in gates]
+    if missing:
+        raise ProfileError(f"{path}: [gates] lacks {missing}; the profile is the only source of gate values, so "
+                           "it must give every gate (meanings in jepa_edge.parity.gates)")
+    _check_runtime_keys(raw, path)
     try:
         return DeviceProfile(
             name=raw["name"], kind=raw["kind"], description=raw.get("description", ""),
@@ -107,9 +148,31 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
             ops=tuple(onnx_section["ops"]) if "ops" in onnx_section else None,
             unsupported_domains=tuple(onnx_section.get("unsupported_domains", ())),
             gates={k: float(v) for k, v in gates.items()},
+            required_isa=tuple(raw.get("required_isa", ())), preferred_isa=tuple(raw.get("preferred_isa", ())),
+            threads=raw.get("threads"), openvino_precision_hint=raw.get("openvino_precision_hint"),
+            require_signature=raw.get("require_signature", False),
             extra={k: v for k, v in raw.items() if k not in KNOWN}, source=str(path))
     except (TypeError, ValueError) as exc:
         raise ProfileError(f"{path}: bad value: {exc}") from exc
+
+
+def _check_runtime_keys(raw: dict[str, Any], path: Path) -> None:
+    """The run-time keys (ISA flags, threads, precision hint, signature) have the types the engines rely on."""
+    from ..runtimes.base import OPENVINO_PRECISIONS
+    from .isa import FLAGS
+
+    for key in ("required_isa", "preferred_isa"):
+        flags = raw.get(key, [])
+        if not isinstance(flags, list) or any(f not in FLAGS for f in flags):
+            raise ProfileError(f"{path}: {key} must be a list of ISA flags from {list(FLAGS)}, got {flags!r}")
+    threads = raw.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ProfileError(f"{path}: threads must be a positive integer, got {threads!r}")
+    hint = raw.get("openvino_precision_hint")
+    if hint is not None and hint not in OPENVINO_PRECISIONS:
+        raise ProfileError(f"{path}: openvino_precision_hint {hint!r}: choose from {list(OPENVINO_PRECISIONS)}")
+    if not isinstance(raw.get("require_signature", False), bool):
+        raise ProfileError(f"{path}: require_signature must be true or false")
 
 
 def onnx_problems(model: Any, profile: DeviceProfile) -> list[str]:

@@ -35,13 +35,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: str | Path | None = None,
                         windows: int | None = None, seed: int = 0, sensitivity: bool = False,
                         accuracy_control: bool = False, max_drop: float | None = None, opset: int = DEFAULT_OPSET,
-                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                        profile: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write model.onnx, model.qdq.onnx, model_fp32.xml/.bin, model_int8.xml/.bin and quantize_report.json into
     `out_dir`; returns the report (calibration hash, fallback list, INT8-vs-FP32 cosine on val inputs).
 
     ECG classifiers calibrate on PTB-XL training folds, echo models on an EchoNet-layout folder's TRAIN clips
     (`data`); `windows=None` takes the modality's default count. Accuracy control judges the output's own
-    metric (macro AUC, LVEF MAE, view accuracy); `max_drop=None` takes 0.003 AUC / 0.2 MAE / 0.01 accuracy."""
+    metric (macro AUC, LVEF MAE, view accuracy); `max_drop=None` takes the matching `*_fp32_int8` gate of the
+    default device profile (`profile`: the cart's, whose OpenVINO INT8 this is)."""
     step = progress or (lambda stage: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,10 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     recipe = OpenVinoRecipe(ignored=tuple(fallback))
     if accuracy_control:
         if max_drop is None:
-            max_drop = {"multilabel": 0.003, "regression": 0.2, "multiclass": 0.01}[output.kind]
+            from ..devices.build import accuracy_control_drop
+            from ..devices.profiles import DEFAULT_PROFILE, load_profile
+
+            max_drop = accuracy_control_drop(output, load_profile(profile or DEFAULT_PROFILE))
         result = quantize_openvino_with_accuracy_control(fp32_xml, out / "model_int8.xml", calib.windows,
                                                          val.windows, val.labels, max_drop=max_drop, recipe=recipe,
                                                          output=output)

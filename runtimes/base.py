@@ -7,6 +7,7 @@ Parity tests, golden vectors, benchmarks and the streaming runtime all call engi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +17,7 @@ from jepa_edge.errors import JepaEdgeError
 
 INPUT_NAME = "ecg"
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "embedding")
+OPENVINO_PRECISIONS = ("f32", "bf16", "f16", "default")  # INFERENCE_PRECISION_HINT values ("default": the CPU's)
 
 
 class BackendUnavailable(JepaEdgeError, RuntimeError):
@@ -28,7 +30,8 @@ class EngineError(JepaEdgeError):
 
 @runtime_checkable
 class Engine(Protocol):
-    """Numpy in, numpy out; the same call on every runtime."""
+    """Numpy in, numpy out; the same call on every runtime. `device_profile` (a `DeviceProfile` or its dict)
+    supplies the engine threads and OpenVINO precision hint where the caller passes none."""
 
     name: str
 
@@ -40,6 +43,16 @@ class Engine(Protocol):
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
 
     def info(self) -> dict[str, Any]: ...
+
+
+def profile_setting(device_profile: Any, key: str) -> Any:
+    """A device profile's setting (`threads`, `openvino_precision_hint`), from a `DeviceProfile`, its dict form
+    or None. Back ends use it only where the caller did not pass the option itself: an explicit option wins."""
+    if device_profile is None:
+        return None
+    if isinstance(device_profile, Mapping):
+        return device_profile.get(key)
+    return getattr(device_profile, key, None)
 
 
 def as_input(x: np.ndarray, expected: tuple[int | None, ...] | None, source: str | Path) -> np.ndarray:

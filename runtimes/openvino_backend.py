@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from .base import OUTPUT_NAMES, EngineError, as_input
+from .base import OPENVINO_PRECISIONS as PRECISIONS
+from .base import OUTPUT_NAMES, EngineError, as_input, profile_setting
 from .signal_stack import stable_signal_stack
-
-PRECISIONS = ("f32", "bf16", "f16", "default")
 
 
 def ir_precision(model: ov.Model) -> str:
@@ -48,9 +47,13 @@ class OpenVinoEngine:
         self.output_names = [next(iter(o.get_names()), f"output{i}") for i, o in enumerate(compiled.outputs)]
 
     @classmethod
-    def load(cls, path: str | Path, device_profile: Any = None, precision: str = "f32", threads: int | None = None,
-             device: str = "CPU", **options: Any) -> OpenVinoEngine:
+    def load(cls, path: str | Path, device_profile: Any = None, precision: str | None = None,
+             threads: int | None = None, device: str = "CPU", **options: Any) -> OpenVinoEngine:
+        """Compile `path`; `precision` / `threads` default to the profile's `openvino_precision_hint` / `threads`,
+        then to f32 / the plugin's choice."""
         path = Path(path)
+        precision = precision or profile_setting(device_profile, "openvino_precision_hint") or "f32"
+        threads = threads or profile_setting(device_profile, "threads")
         if precision not in PRECISIONS:
             raise EngineError(f"{path}: precision {precision!r} unknown; choose from {PRECISIONS}")
         with stable_signal_stack():

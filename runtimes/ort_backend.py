@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .base import OUTPUT_NAMES, EngineError, as_input
+from .base import OUTPUT_NAMES, EngineError, as_input, profile_setting
 
 
 def onnx_precision(model: onnx.ModelProto) -> str:
@@ -36,7 +36,9 @@ class OrtEngine:
     @classmethod
     def load(cls, path: str | Path, device_profile: Any = None, threads: int | None = None,
              providers: list[str] | None = None, **options: Any) -> OrtEngine:
+        """A session on `path`; `threads` defaults to the profile's, then to onnxruntime's choice."""
         path = Path(path)
+        threads = threads or profile_setting(device_profile, "threads")
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:

@@ -114,7 +114,9 @@ class TensorRtEngine:
     @classmethod
     def load(cls, path: str | Path, device_profile: Any = None, build: EngineBuildConfig | None = None,
              **options: Any) -> TensorRtEngine:
-        """Load a serialised engine (.engine/.plan); given an .onnx, build `<name>.engine` beside it first."""
+        """Load a serialised engine (.engine/.plan); given an .onnx, build `<name>.engine` beside it first.
+        `device_profile` sets nothing here: a GPU engine has no CPU threads or OpenVINO precision hint (a Jetson
+        profile's TensorRT version is checked when the engine is built, `devices.build.build_engine_into_bundle`)."""
         trt = _import_tensorrt()
         torch = _import_torch_cuda()
         path = Path(path)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..models.checkpoint import load_classifier
-from .base import OUTPUT_NAMES, as_input
+from .base import OUTPUT_NAMES, as_input, profile_setting
 
 
 class TorchEngine:
@@ -37,6 +37,7 @@ class TorchEngine:
     def load(cls, path: str | Path, device_profile: Any = None, device: str = "cpu", threads: int | None = None,
              **options: Any) -> TorchEngine:
         model, meta = load_classifier(path)
+        threads = threads or profile_setting(device_profile, "threads")
         return cls(model, meta, Path(path), device=device, threads=threads)
 
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -21,7 +21,6 @@ from test_parity import assert_self_contained_html, corrupt_first_weight
 from jepa_edge.data.echo import EchoPreprocessing, read_video
 from jepa_edge.data.errors import DataError, RecordError
 from jepa_edge.parity import (
-    DEFAULT_GATES,
     GateFailure,
     ParityConfig,
     ParityError,
@@ -109,14 +108,15 @@ def test_gates_apply_only_to_their_output_kinds():
     from jepa_edge.devices.profiles import list_profiles, load_profile
     from jepa_edge.tasks.outputs import TaskOutput
 
-    assert set(gates_for_kind(DEFAULT_GATES, "multilabel")) == {"auc_drop_teacher", "auc_drop_fp32_int8", "cosine",
-                                                                 "agreement"}  # ECG exactly as before
-    assert set(gates_for_kind(DEFAULT_GATES, "regression")) == LVEF_GATES
-    assert set(gates_for_kind(DEFAULT_GATES, "multiclass")) == VIEW_GATES
-    assert DEFAULT_GATES["mae_increase_teacher"] == 0.5 and DEFAULT_GATES["mae_increase_fp32_int8"] == 0.2
-    assert DEFAULT_GATES["agreement"] == 0.99 and DEFAULT_GATES["cosine"] == 0.995
-    for name in list_profiles():  # the profiles carry the whole table
-        assert load_profile(name).gates == DEFAULT_GATES, name
+    gates = load_profile("cart-x86").gates  # the profile file is the only source of gate values
+    assert set(gates_for_kind(gates, "multilabel")) == {"auc_drop_teacher", "auc_drop_fp32_int8", "cosine",
+                                                         "agreement"}  # ECG exactly as before
+    assert set(gates_for_kind(gates, "regression")) == LVEF_GATES
+    assert set(gates_for_kind(gates, "multiclass")) == VIEW_GATES
+    assert gates["mae_increase_teacher"] == 0.5 and gates["mae_increase_fp32_int8"] == 0.2
+    assert gates["agreement"] == 0.99 and gates["cosine"] == 0.995
+    for name in list_profiles():  # every profile carries the whole table
+        assert set(load_profile(name).gates) == set(gates), name
     lvef = TaskOutput("regression", ("LVEF",), mean=55.0, std=10.0, unit="percent")
     assert accuracy_control_drop(lvef, load_profile("cart-x86")) == 0.2  # the build reads the same gate
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from jepa_edge.devices.profiles import ProfileError, load_profile
 from jepa_edge.parity import (
-    DEFAULT_GATES,
     GateConfigError,
     GateFailure,
     ParityConfig,
@@ -26,6 +26,8 @@ from jepa_edge.parity import (
     run_parity,
 )
 from jepa_edge.parity.sweep import SweepAxis
+
+CART_GATES = load_profile("cart-x86").gates  # the gate values: the profile file is their only source
 
 # small enough for 2 shared cores, still real records and real bootstrap intervals
 SMALL_SWEEP = (SweepAxis("noise", (6.0,), "SNR dB"), SweepAxis("lead-off", ("II",), "lead"))
@@ -79,9 +81,10 @@ def corrupted_copy(model_dir: Path, out: Path) -> Path:
 
 # -- gates: pure logic -----------------------------------------------------------------------------------------
 def test_gate_precedence_and_bad_values_name_the_flag():
-    assert resolve_gates() == DEFAULT_GATES
-    gates = resolve_gates({"cosine": 0.99, "latency_ms": 5}, parse_gate_flags(["agreement=0.95"]), "cart-x86")
-    assert gates == DEFAULT_GATES | {"cosine": 0.99, "agreement": 0.95}
+    assert resolve_gates(CART_GATES) == CART_GATES
+    gates = resolve_gates(CART_GATES | {"cosine": 0.99, "latency_ms": 5}, parse_gate_flags(["agreement=0.95"]),
+                          "cart-x86")
+    assert gates == CART_GATES | {"cosine": 0.99, "agreement": 0.95}
     with pytest.raises(GateConfigError, match="unknown gate 'auc'"):
         parse_gate_flags(["auc=0.1"])
     with pytest.raises(GateConfigError, match="expected NAME=VALUE"):
@@ -91,13 +94,15 @@ def test_gate_precedence_and_bad_values_name_the_flag():
     with pytest.raises(GateConfigError, match="out of range"):
         parse_gate_flags(["agreement=1.5"])
     with pytest.raises(GateConfigError, match="device profile 'x'"):
-        resolve_gates({"cosine": "bad"}, profile_name="x")
+        resolve_gates(CART_GATES | {"cosine": "bad"}, profile_name="device profile 'x'")
+    with pytest.raises(GateConfigError, match=r"x: gates \['cosine'\] missing"):  # no hidden default value
+        resolve_gates({k: v for k, v in CART_GATES.items() if k != "cosine"}, profile_name="x")
 
 
 def test_gate_failure_message_names_stage_metric_value_and_limit():
     comps = {"student-int8-openvino": {"teacher": {"auc_drop": 0.002},
                                        "student-fp32": {"auc_drop": 0.0125, "cosine_mean": 0.999, "agreement": 1.0}}}
-    results = check_gates(comps, DEFAULT_GATES, ["student-int8-openvino"])
+    results = check_gates(comps, CART_GATES, ["student-int8-openvino"])
     failed = [r for r in results if not r.passed]
     assert [r.gate for r in failed] == ["auc_drop_fp32_int8"]
     message = str(GateFailure(failed))
@@ -121,7 +126,7 @@ def test_faithful_stage_passes_every_gate_with_exact_agreement(torch_run):
     result, _ = torch_run
     assert result.data["records"] == 48 and result.data["folds"] == [9, 10]
     faithful = [g for g in result.gate_results if g.stage == "student-int8-faithful"]
-    assert {g.gate for g in faithful} == set(gates_for_kind(DEFAULT_GATES, "multilabel"))  # AUC, cosine, agreement
+    assert {g.gate for g in faithful} == set(gates_for_kind(CART_GATES, "multilabel"))  # AUC, cosine, agreement
     assert all(g.passed for g in faithful)
     comp = result.comparisons["student-int8-faithful"]["student-fp32"]
     assert comp["agreement"] == 1.0 and comp["max_abs_logit_diff"] == 0.0
@@ -259,3 +264,59 @@ def test_cli_rejects_a_bad_gate_flag(ecg_classifier_dir, data_root):
                                    str(ecg_classifier_dir), "--data", str(data_root), "--gate", "cosine=2"])
     assert run.exit_code == 2
     assert "cosine=2" in run.output and "out of range" in run.output
+
+
+# -- one gate table: the profile files --------------------------------------------------------------------------
+def _gate_literals(source: Path) -> list[str]:
+    """Where a .py file pairs a gate name, or an output kind (a per-kind limit), with a number."""
+    import ast
+
+    from jepa_edge.parity import GATE_NAMES
+
+    keys = {*GATE_NAMES, "multilabel", "multiclass", "regression"}
+    found = []
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        pairs: list[tuple[ast.AST, ast.AST]] = []
+        if isinstance(node, ast.Dict):
+            pairs = [(k, v) for k, v in zip(node.keys, node.values, strict=True) if k is not None]
+        elif isinstance(node, ast.Call):
+            pairs = [(ast.Constant(k.arg), k.value) for k in node.keywords if k.arg]
+        for key, value in pairs:
+            if (isinstance(key, ast.Constant) and key.value in keys and isinstance(value, ast.Constant)
+                    and isinstance(value.value, float)):  # gate values are real numbers; enum codes are ints
+                found.append(f"{source}:{value.lineno}: {key.value} = {value.value}")
+    return found
+
+
+def test_gate_values_live_only_in_the_profile_files(tmp_path):
+    """No gate number in code (the definitions in parity/gates.py carry none), and parity's table is the TOML's."""
+    import sys
+
+    from jepa_edge.devices.profiles import PROFILE_DIR
+    from jepa_edge.parity import GATE_NAMES
+    from jepa_edge.parity.run import resolved_gates
+
+    tomllib = __import__("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    repo = Path(__file__).resolve().parents[1]
+    sources = [p for folder in ("toolkit", "distill", "quantize", "runtimes", "devices", "benchmarks")
+               for p in sorted((repo / folder).rglob("*.py"))]
+    assert len(sources) > 50
+    assert [hit for p in sources for hit in _gate_literals(p)] == []
+
+    cart_toml = tomllib.loads((PROFILE_DIR / "cart-x86.toml").read_text())
+    gates, source = resolved_gates(ParityConfig(), None)  # no profile named, no bundle: the default profile
+    assert gates == cart_toml["gates"] and set(gates) == set(GATE_NAMES) and "cart-x86" in source
+    for name in ("jetson-orin-nano", "jetson-thor"):
+        toml = tomllib.loads((PROFILE_DIR / f"{name}.toml").read_text())
+        assert resolved_gates(ParityConfig(profile=name), None)[0] == toml["gates"]
+    # a bundle's target profile: the installed TOML is read (a stale copy in the bundle does not win)
+    manifest = {"target": {"profile": "cart-x86", "profile_data": {"gates": {**cart_toml["gates"], "cosine": 0.5}}}}
+    assert resolved_gates(ParityConfig(), manifest)[0] == cart_toml["gates"]
+    # edit the file, and parity's gates follow it
+    custom = tmp_path / "strict.toml"
+    custom.write_text((PROFILE_DIR / "cart-x86.toml").read_text().replace('name = "cart-x86"', 'name = "strict"')
+                      .replace("cosine = 0.995", "cosine = 0.999"))
+    assert resolved_gates(ParityConfig(profile=str(custom)), None)[0] == cart_toml["gates"] | {"cosine": 0.999}
+    custom.write_text(custom.read_text().replace("cosine = 0.999", ""))
+    with pytest.raises(ProfileError, match=r"\[gates\] lacks \['cosine'\]"):  # no hidden default fills the gap
+        resolved_gates(ParityConfig(profile=str(custom)), None)

@@ -92,12 +92,18 @@ class StreamClassifier:
                    name=str(model_dir))
 
     @classmethod
-    def open(cls, path: str | Path, config: StreamConfig | None = None, **options: Any) -> StreamClassifier:
-        """A bundle folder (manifest.json) or a classifier model folder (meta.json)."""
+    def open(cls, path: str | Path, config: StreamConfig | None = None, public_key: Any = None,
+             require_signature: bool = False, **options: Any) -> StreamClassifier:
+        """A bundle folder (manifest.json) or a classifier model folder (meta.json). A key or a required
+        signature applies to bundles only: a model folder carries no signature, so it is refused then."""
         path = Path(path)
         if (path / "manifest.json").is_file():
-            return cls.from_bundle(path, config=config, **options)
+            return cls.from_bundle(path, config=config, public_key=public_key, require_signature=require_signature,
+                                   **options)
         if (path / "meta.json").is_file():
+            if public_key is not None or require_signature:
+                raise StreamError(f"{path}: a classifier model folder carries no signature; --public-key and "
+                                  "--require-signature need a signed bundle (jepa-edge build --sign)")
             return cls.from_model_dir(path, config=config, **options)
         raise StreamError(f"{path}: neither a bundle (manifest.json) nor a classifier model folder (meta.json)")
 

@@ -34,7 +34,7 @@ from .manifest import (
 from .signing import PrivateKeyLike, load_private_key, sign
 
 BUILD_FIELDS = ("toolkit_version", "model", "target", "runtimes", "calibration", "quantization", "io",
-                "preprocessing", "labels", "thresholds", "parity")
+                "preprocessing", "labels", "thresholds", "parity", "budget")
 REL_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 ROLE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -53,14 +53,17 @@ def _sos_zi(sos: list[list[float]]) -> list[list[float]]:
 def _device_lines(target: dict[str, Any]) -> list[str]:
     """Runtime settings the device profile pins (threads, OpenVINO precision hint), when it names them."""
     profile = target.get("profile_data") or {}
-    extra = profile.get("extra") or {} if isinstance(profile, dict) else {}
+    profile = profile if isinstance(profile, dict) else {}
+    extra = profile.get("extra") or {}  # bundles built before the profile typed these keys kept them here
+    settings = {**(extra if isinstance(extra, dict) else {}),
+                **{k: profile[k] for k in ("threads", "openvino_precision_hint") if profile.get(k) is not None}}
     lines = ["", "/* ---- device profile: runtime settings firmware should apply ---- */"]
     if isinstance(target.get("profile"), str):
         lines.append(f"#define JEPA_EDGE_DEVICE_PROFILE {c_string(target['profile'])}")
-    threads = extra.get("threads") if isinstance(extra, dict) else None
+    threads = settings.get("threads")
     if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 0:
         lines.append(f"#define JEPA_EDGE_DEVICE_THREADS {threads}  /* inference threads; 0: the runtime's default */")
-    hint = extra.get("openvino_precision_hint") if isinstance(extra, dict) else None
+    hint = settings.get("openvino_precision_hint")
     if isinstance(hint, str) and hint:
         lines.append(f"#define JEPA_EDGE_OPENVINO_PRECISION_HINT {c_string(hint)}  /* INFERENCE_PRECISION_HINT */")
     return lines if len(lines) > 2 else []

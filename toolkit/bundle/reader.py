@@ -1,8 +1,9 @@
 """Open, verify and update bundles. Nothing is loaded from a bundle that does not verify.
 
-Static checks (schema, SHA-256 of every listed file, unlisted files, signature) run on every open;
-`verify_bundle` adds the golden vectors, re-run through `jepa_edge.runtimes` on every artefact whose
-back end this machine has, each against its own tolerance.
+Static checks (schema, SHA-256 of every listed file, unlisted files, the signature under the caller's
+`TrustPolicy`) run on every open, and a cart bundle is checked against this CPU's ISA (its profile's
+`required_isa`: an error; `preferred_isa`: a warning); `verify_bundle` adds the golden vectors, re-run
+through `jepa_edge.runtimes` on every artefact whose back end this machine has, each against its own tolerance.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .manifest import (
     resolve_role,
     schema_errors,
 )
-from .signing import PrivateKeyLike, PublicKeyLike, load_public_key, signature_valid
+from .signing import PrivateKeyLike, PublicKeyLike
+from .trust import TrustPolicy
 
 PARTIAL_NAME = re.compile(r"^\..+\.partial$")
 # Which artefact to run when the caller does not say: the most specific first.
@@ -86,31 +88,9 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
-def _check_signature(path: Path, data: bytes, public_key: PublicKeyLike | None, require_signature: bool,
-                     found: _Findings) -> None:
-    sig_path = path / SIGNATURE_NAME
-    if public_key is not None:
-        key = load_public_key(public_key)
-        if not sig_path.is_file():
-            found.add("signature", SIGNATURE_NAME, False, "missing, but a public key was given to check it")
-        elif not signature_valid(data, sig_path.read_bytes(), key):
-            found.add("signature", SIGNATURE_NAME, False,
-                      "does not match manifest.json for this public key (wrong key, or the manifest changed)")
-        else:
-            found.add("signature", SIGNATURE_NAME, True, "ed25519 signature valid")
-    elif require_signature:
-        found.add("signature", SIGNATURE_NAME, False, "a signature is required but no public key was given")
-    elif sig_path.is_file():
-        found.add("signature", SIGNATURE_NAME, None, "present but not checked (no public key given)")
-    else:
-        found.add("signature", SIGNATURE_NAME, None, "bundle is not signed")
-
-
-def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signature: bool,
-                   found: _Findings) -> dict[str, Any] | None:
-    """Manifest, schema, hashes, unlisted files and signature. Returns the manifest if it could be read."""
-    if public_key is not None:
-        public_key = load_public_key(public_key)  # a bad key file is reported before anything else
+def _static_checks(path: Path, policy: TrustPolicy, found: _Findings) -> dict[str, Any] | None:
+    """Manifest, schema, hashes, unlisted files and signature (under `policy`, whose key is already loaded).
+    Returns the manifest if it could be read."""
     if PARTIAL_NAME.match(path.name):
         found.add("manifest", str(path), False, "an unfinished build (.partial folder); rebuild the bundle")
         return None
@@ -122,11 +102,14 @@ def _static_checks(path: Path, public_key: PublicKeyLike | None, require_signatu
         found.add("manifest", MANIFEST_NAME, False, f"missing from {path} (not a bundle, or an unfinished build)")
         return None
     data = manifest_path.read_bytes()
-    _check_signature(path, data, public_key, require_signature, found)  # first: it covers the raw bytes
     try:
-        manifest = parse_manifest(data)
+        manifest: dict[str, Any] | None = parse_manifest(data)
+        parse_error = None
     except BundleError as exc:
-        found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
+        manifest, parse_error = None, str(exc).removeprefix(f"{MANIFEST_NAME}: ")
+    policy.check(path, data, manifest, found)  # first: it covers the raw bytes
+    if manifest is None:
+        found.add("manifest", MANIFEST_NAME, False, parse_error or "unreadable")
         return None
     errors = schema_errors(manifest) or check_consistency(manifest)
     if errors:
@@ -210,10 +193,12 @@ def _open_engine(path: Path, backend: str, **options: Any) -> Any:
 class Bundle:
     """A bundle that passed the static checks. Re-hashes an artefact right before an engine loads it."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], signature_checked: bool) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], signature_checked: bool,
+                 signature_required: str | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.signature_checked = signature_checked
+        self.signature_required = signature_required  # why a signature is required (None: it is not)
         self._entries = {e["role"]: e for e in manifest["files"]}
 
     def __repr__(self) -> str:
@@ -231,6 +216,14 @@ class Bundle:
         if role not in self._entries:
             raise BundleError(f"{self.path}: no file with role {role!r} (roles: {sorted(self._entries)})")
         return self.path / self._entries[role]["path"]
+
+    def engine_file(self, role: str) -> Path:
+        """The artefact file of `role`, re-hashed (with an OpenVINO IR's weights) right before it is handed out."""
+        target = self._rehash(role)
+        weights = role[: -len("-xml")] + "-bin" if role.endswith("-xml") else None
+        if weights in self._entries:
+            self._rehash(weights)
+        return target
 
     def _rehash(self, role: str) -> Path:
         entry = self._entries[role]
@@ -250,6 +243,15 @@ class Bundle:
     @property
     def modality(self) -> str:
         return str(self.manifest["model"].get("modality", "ecg"))
+
+    @property
+    def profile(self) -> Any:
+        """The device profile the bundle was built for, as stored in it (`DeviceProfile`; None if it stores none):
+        its ISA needs, engine threads, precision hint and budgets are the ones the build used."""
+        from jepa_edge.devices.profiles import DeviceProfile
+
+        data = self.manifest["target"].get("profile_data")
+        return DeviceProfile.from_dict(data, source=f"{self.path}/{MANIFEST_NAME}") if data else None
 
     @property
     def preprocessing(self) -> Any:
@@ -327,21 +329,36 @@ class Bundle:
                 detail = "; ".join(f"{r}: {why}" for r, why in reasons.items())
                 raise BundleError(f"{self.path}: no artefact runs on this machine ({detail})")
             chosen = runnable[0]
-        target = self._rehash(chosen)
-        weights = chosen[: -len("-xml")] + "-bin" if chosen.endswith("-xml") else None
-        if weights in self._entries:
-            self._rehash(weights)
+        target = self.engine_file(chosen)
+        options.setdefault("device_profile", self.profile)  # threads and precision hint, unless given
         return _open_engine(target, backend_for_role(chosen) or "", **options)
 
 
-def open_bundle(path: str | Path, public_key: PublicKeyLike | None = None, require_signature: bool = False) -> Bundle:
-    """Open a bundle after checking schema, every file's SHA-256 and (if a key is given) the signature."""
+def open_bundle(path: str | Path, policy: TrustPolicy | None = None, *, public_key: PublicKeyLike | None = None,
+                require_signature: bool = False, isa: Any = None) -> Bundle:
+    """Open a bundle after checking schema, every file's SHA-256 and the signature under `policy` (or the
+    `public_key` / `require_signature` shorthand), then, for a cart bundle, this CPU's ISA against its profile
+    (`isa`: an `IsaInfo` standing for this CPU; default: detected). Raises BundleError, or IsaError."""
     path = Path(path)
+    policy = TrustPolicy.of(policy, public_key, require_signature).loaded()
     found = _Findings()
-    manifest = _static_checks(path, public_key, require_signature, found)
+    manifest = _static_checks(path, policy, found)
     if found.problems or manifest is None:
         raise BundleError(f"{path}: bundle does not verify: " + "; ".join(found.problems[:8]))
-    return Bundle(path, manifest, signature_checked=public_key is not None)
+    bundle = Bundle(path, manifest, signature_checked=policy.public_key is not None,
+                    signature_required=policy.required_by(manifest))
+    _check_isa(bundle, isa)
+    return bundle
+
+
+def _check_isa(bundle: Bundle, isa: Any = None) -> list[str]:
+    """A cart bundle's profile ISA on this CPU: IsaError when a required flag is missing; the warnings (also
+    issued as `IsaWarning`) when none of the preferred flags is present. Other targets: nothing to check."""
+    if bundle.manifest["target"]["kind"] != "cart-cpu" or bundle.profile is None:
+        return []
+    from jepa_edge.devices.isa import check_profile_isa
+
+    return check_profile_isa(bundle.profile, isa, where=str(bundle.path))
 
 
 def _tolerance_for(tol: float | Mapping[str, float], output: str) -> float | None:
@@ -400,20 +417,32 @@ def _run_golden(bundle: Bundle, found: _Findings) -> None:
 
 
 def verify_bundle(path: str | Path, public_key: PublicKeyLike | None = None, require_signature: bool = False,
-                  run_golden: bool = True) -> VerifyReport:
-    """Every check, collected rather than raised: hashes, signature, schema, then golden vectors on local back ends.
+                  run_golden: bool = True, policy: TrustPolicy | None = None, isa: Any = None) -> VerifyReport:
+    """Every check, collected rather than raised: hashes, signature (under `policy`, or the key / flag
+    shorthand), schema, a cart bundle's ISA on this CPU, then golden vectors on local back ends.
 
     Golden vectors run only when everything else passed: nothing from an altered bundle is ever executed.
     """
+    from jepa_edge.devices.isa import IsaError
+
     path = Path(path)
     found = _Findings()
     try:
-        manifest = _static_checks(path, public_key, require_signature, found)
+        policy = TrustPolicy.of(policy, public_key, require_signature).loaded()
+        manifest = _static_checks(path, policy, found)
     except BundleError as exc:  # an unreadable public key
         found.add("signature", "public key", False, str(exc))
         manifest = None
-    if manifest is not None and not found.problems and run_golden:
-        _run_golden(Bundle(path, manifest, signature_checked=public_key is not None), found)
+    bundle = None
+    if manifest is not None and not found.problems:
+        bundle = Bundle(path, manifest, signature_checked=policy.public_key is not None)
+        try:
+            for warning in _check_isa(bundle, isa):
+                found.add("isa", "cpu", None, f"warning: {warning}")
+        except IsaError as exc:
+            found.add("isa", "cpu", False, str(exc))
+    if bundle is not None and not found.problems and run_golden:
+        _run_golden(bundle, found)
     return VerifyReport(path=path, ok=not found.problems and manifest is not None, problems=found.problems,
                         checks=found.checks)
 
@@ -421,15 +450,24 @@ def verify_bundle(path: str | Path, public_key: PublicKeyLike | None = None, req
 def update_bundle(path: str | Path, add_files: Mapping[str, tuple[str | Path | bytes, str]] | None = None,
                   set_fields: Mapping[str, Any] | None = None, sign_key: PrivateKeyLike | None = None,
                   public_key: PublicKeyLike | None = None,
-                  tolerances: Mapping[str, float | Mapping[str, float]] | None = None) -> Path:
+                  tolerances: Mapping[str, float | Mapping[str, float]] | None = None,
+                  policy: TrustPolicy | None = None) -> Path:
     """Rewrite a verified bundle atomically with extra/replaced files and fields; re-hash, re-sign if a key is given.
 
     A file replaces an existing one with the same path or the same role. `tolerances` adds or replaces golden
-    tolerances (e.g. for a TensorRT engine built on the device). An unsigned update of a signed bundle drops
-    the old (now invalid) signature.
+    tolerances (e.g. for a TensorRT engine built on the device). Re-signing needs the existing signature to
+    verify first (`TrustPolicy.for_resigning`: with `public_key`, else with `sign_key`'s public half). An
+    unsigned update of a signed bundle drops the old (now invalid) signature, unless a signature is required
+    for the bundle (flag or device profile): then it is refused, as the result could not be opened.
     """
     path = Path(path)
-    bundle = open_bundle(path, public_key=public_key)
+    policy = TrustPolicy.of(policy, public_key)
+    if sign_key is not None:
+        policy = policy.for_resigning(path, sign_key)
+    bundle = open_bundle(path, policy)
+    if sign_key is None and bundle.signature_required:
+        raise BundleError(f"{path}: refusing an unsigned update: {bundle.signature_required}, and the update "
+                          "would drop the signature (give the signing key)")
     add_files = dict(add_files or {})
     new_roles = {role for _, role in add_files.values()}
     inputs, expected = bundle.golden()

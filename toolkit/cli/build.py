@@ -45,8 +45,8 @@ def quantize(
     sensitivity: bool = typer.Option(False, help="per-layer sensitivity sweep -> float fallback list"),
     accuracy_control: bool = typer.Option(False, help="NNCF accuracy control on the validation split's metric "
                                                       "(macro AUC; LVEF MAE; view accuracy)"),
-    max_drop: float = typer.Option(None, help="max metric loss for accuracy control (default: 0.003 AUC, "
-                                              "0.2 EF points, 0.01 accuracy)"),
+    max_drop: float = typer.Option(None, help="max metric loss for accuracy control (default: the cart-x86 "
+                                              "profile's *_fp32_int8 gate for the output's metric)"),
 ) -> None:
     """INT8 post-training quantization: Q/DQ ONNX (TensorRT) and NNCF OpenVINO IR, with a parity report."""
     from ..quantize.pipeline import STAGES, quantize_classifier
@@ -109,7 +109,11 @@ def build(
 def engine_build(
     bundle: Path = typer.Argument(..., help="jetson bundle folder (holds the Q/DQ ONNX)"),
     profile: str = typer.Option(None, help="device profile (default: the bundle's)"),
-    sign: Path = typer.Option(None, help="ed25519 private key to re-sign the manifest"),
+    sign: Path = typer.Option(None, help="ed25519 private key to re-sign the manifest (only after the bundle's "
+                                         "signature verifies: with --public-key, else with this key's public half)"),
+    public_key: Path = typer.Option(None, "--public-key", "-k", help="PEM public key the bundle signature must match"),
+    require_signature: bool = typer.Option(False, "--require-signature", help="refuse a bundle whose signature is "
+                                                                              "not checked with --public-key"),
     max_batch: int = typer.Option(32, help="largest batch of the optimisation profile"),
     dla_core: int = typer.Option(None, help="build for this DLA core (Orin NX / AGX Orin), GPU fallback on"),
 ) -> None:
@@ -119,6 +123,7 @@ def engine_build(
     with progress_bar() as bar:
         task = bar.add_task("tensorrt engine", total=1, status="building (minutes on a Jetson)")
         path = build_engine_into_bundle(bundle, profile=profile, sign_key=sign, max_batch=max_batch,
-                                        dla_core=dla_core)
+                                        dla_core=dla_core, public_key=public_key,
+                                        require_signature=require_signature)
         bar.update(task, completed=1, status="done")
     console.print(f"engine added to [bold]{path}[/]")

@@ -49,7 +49,12 @@ def parity(
     threads: int = typer.Option(None, help="threads for every stage's engine (default: each back end's own)"),
     write_bundle: bool = typer.Option(True, "--write-bundle/--no-write-bundle",
                                       help="add the report to the bundle (re-hashed manifest)"),
-    sign_key: Path = typer.Option(None, help="ed25519 private key to re-sign the bundle after adding the report"),
+    sign_key: Path = typer.Option(None, help="ed25519 private key to re-sign the bundle after adding the report "
+                                             "(only after its signature verifies: with --public-key, else with "
+                                             "this key's public half)"),
+    public_key: Path = typer.Option(None, "--public-key", "-k", help="PEM public key the bundle signature must match"),
+    require_signature: bool = typer.Option(False, "--require-signature", help="refuse a bundle whose signature is "
+                                                                              "not checked with --public-key"),
     seed: int = typer.Option(0),
 ) -> None:
     """Accuracy parity of every stage on held-out labelled data; exits 1 naming stage, metric, value and limit
@@ -59,7 +64,8 @@ def parity(
     cfg = ParityConfig(folds=_folds(folds), limit=limit, n_boot=n_boot, seed=seed, gates=parse_gate_flags(gate),
                        profile=profile, sweep=sweep, write_to_bundle=write_bundle, out=str(out) if out else None,
                        sign_key=str(sign_key) if sign_key else None, split=split, clips_per_video=clips,
-                       threads=threads)
+                       threads=threads, public_key=str(public_key) if public_key else None,
+                       require_signature=require_signature)
     with progress_bar() as bar:
         task_id = bar.add_task("parity", total=None, status="")
 

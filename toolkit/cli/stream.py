@@ -25,6 +25,9 @@ def stream(
     chunk: int = typer.Option(360, help="samples per chunk fed to the streamer"),
     seconds: float = typer.Option(None, help="replay only the first SECONDS of the record"),
     backend: str = typer.Option(None, help="engine back end (default: the bundle's best for this machine)"),
+    public_key: Path = typer.Option(None, "--public-key", "-k", help="PEM public key the bundle signature must match"),
+    require_signature: bool = typer.Option(False, "--require-signature", help="refuse a bundle whose signature is "
+                                                                              "not checked with --public-key"),
 ) -> None:
     """Stream an ECG through a model: JSONL events (scores, hysteresis decisions, quality flags) and a summary."""
     from jepa_edge.devices.stream import StreamClassifier, StreamError, int16_source, record_source
@@ -32,7 +35,7 @@ def stream(
     if (record is None) == (not stdin_int16):
         raise StreamError("give exactly one input: --record PATH or --stdin-int16 (with --fs and --leads)")
     options = {"backend": backend} if backend else {}
-    clf = StreamClassifier.open(bundle, **options)
+    clf = StreamClassifier.open(bundle, public_key=public_key, require_signature=require_signature, **options)
     if stdin_int16:
         if fs is None or not leads:
             raise StreamError("--stdin-int16 needs --fs HZ and --leads (e.g. --leads II,V1)")

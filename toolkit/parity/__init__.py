@@ -16,8 +16,8 @@ from .evaluate import (
     stage_metrics,
 )
 from .gates import (
-    DEFAULT_GATES,
     GATE_KINDS,
+    GATE_NAMES,
     PERTURBATION_GATES,
     GateConfigError,
     GateFailure,
@@ -33,7 +33,7 @@ from .run import ECHO_SWEEP, ParityConfig, ParityResult, evaluate_stages, run_pa
 from .sweep import DEFAULT_SWEEP, SweepAxis, SweepStage, run_sweep
 
 __all__ = [
-    "DEFAULT_GATES", "DEFAULT_SWEEP", "ECHO_SWEEP", "GATE_KINDS", "PERTURBATION_GATES", "GateConfigError",
+    "DEFAULT_SWEEP", "ECHO_SWEEP", "GATE_KINDS", "GATE_NAMES", "PERTURBATION_GATES", "GateConfigError",
     "GateFailure", "GateResult", "ParityConfig", "ParityError", "ParityResult", "StageOutputs", "SweepAxis",
     "SweepStage", "check_gates", "compare_outputs", "compare_regression", "compare_stages", "cosine_rows",
     "evaluate_outputs", "evaluate_stages", "gates_for_kind", "output_metrics", "parse_gate_flags", "record_windows",

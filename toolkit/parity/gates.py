@@ -1,10 +1,21 @@
-"""Parity gates: the numbers a build must meet before it ships, and a failure message a person can act on.
+"""Parity gates: what each gate means and which way it points, and a failure message a person can act on.
 
-Defaults are the project's promise; a device profile's `gates` table overrides them, and `--gate NAME=VALUE`
-flags override both. Every gate result names the stage, the metric, the measured value and the limit.
-This is THE gate table: device profiles (devices/profiles/*.toml) carry the same names, the build's accuracy
-control reads its `*_fp32_int8` limits, and each gate applies only to the output kinds it makes sense for
+This module holds the gate *definitions* only (names, direction, the comparison field each reads, the output
+kinds it applies to). The gate *values* live in one place: the `[gates]` table of each device profile
+(devices/profiles/*.toml); `--gate NAME=VALUE` flags override them for one run. A profile must give every gate
+here (there is no hidden default), and each gate applies only to the output kinds it makes sense for
 (GATE_KINDS): AUC gates to multi-label heads, MAE gates to regression heads, accuracy gates to one-of-N heads.
+What the gates measure, in the units of the profile's numbers:
+  auc_drop_teacher / auc_drop_fp32_int8      macro AUC lost by student INT8 vs teacher FP32 / vs student FP32
+  cosine                                      mean embedding cosine, student FP32 vs INT8 (every kind)
+  agreement                                   identical thresholded decisions (multi-label) or argmax (one-of-N)
+  mae_increase_teacher / mae_increase_fp32_int8   MAE of the decoded value (e.g. EF points) gained by INT8
+  value_diff_fp32_int8                        mean |value INT8 - value student FP32| per video: parity means
+                                              the SAME values; MAE alone can miss a broken INT8 whose errors land
+                                              nearer the truth on a small set
+  accuracy_drop_teacher / accuracy_drop_fp32_int8   one-of-N accuracy lost
+  perturbation_mae_margin / perturbation_accuracy_margin   under the worst perturbation, how much MORE the INT8
+                                              stage loses relative to its own clean score than student FP32 does
 """
 
 from __future__ import annotations
@@ -16,28 +27,6 @@ from typing import Any
 
 from ..errors import JepaEdgeError
 
-DEFAULT_GATES: dict[str, float] = {
-    # multi-label heads (ECG superdiagnostic): macro AUC, thresholded decisions
-    "auc_drop_teacher": 0.01,  # macro AUC: teacher FP32 minus student INT8, at most
-    "auc_drop_fp32_int8": 0.003,  # macro AUC: student FP32 minus student INT8, at most
-    # every output kind
-    "cosine": 0.995,  # mean embedding cosine, student FP32 vs INT8, at least
-    # multi-label: thresholded decisions; one-of-N (echo view): argmax class; equal to student FP32's, at least
-    "agreement": 0.99,
-    # regression heads (echo LVEF): MAE of the decoded value against the truth, in its unit (EF points)
-    "mae_increase_teacher": 0.5,  # MAE: student INT8 minus teacher FP32, at most
-    "mae_increase_fp32_int8": 0.2,  # MAE: student INT8 minus student FP32, at most (also NNCF accuracy control)
-    # the regression twin of `agreement`: mean |value INT8 - value student FP32| per video, at most. MAE alone can
-    # miss a broken INT8 whose errors happen to land nearer the truth on a small set; parity means the SAME values
-    "value_diff_fp32_int8": 1.0,
-    # one-of-N heads (echo view): accuracy
-    "accuracy_drop_teacher": 0.02,  # accuracy: teacher FP32 minus student INT8, at most
-    "accuracy_drop_fp32_int8": 0.01,  # accuracy: student FP32 minus student INT8, at most (accuracy control)
-    # perturbation sweep (echo depth attenuation / acoustic shadow): under the worst perturbation, how much MORE
-    # the INT8 stage loses relative to its own clean score than the student FP32 loses relative to its own
-    "perturbation_mae_margin": 0.5,  # regression: extra MAE increase, EF points, at most
-    "perturbation_accuracy_margin": 0.02,  # one-of-N: extra accuracy loss, at most
-}
 # which way each gate points, and which comparison field it reads
 GATE_RULES: dict[str, tuple[str, str, str]] = {
     "auc_drop_teacher": ("max", "teacher", "auc_drop"),
@@ -67,6 +56,10 @@ GATE_KINDS: dict[str, tuple[str, ...]] = {
     "perturbation_accuracy_margin": ("multiclass",),
 }
 PERTURBATION_GATES = ("perturbation_mae_margin", "perturbation_accuracy_margin")
+GATE_NAMES: tuple[str, ...] = tuple(GATE_RULES)
+# the `*_fp32_int8` gate that bounds NNCF accuracy control (INT8 vs FP32 loss), per output kind
+ACCURACY_CONTROL_GATES: dict[str, str] = {"multilabel": "auc_drop_fp32_int8", "regression": "mae_increase_fp32_int8",
+                                          "multiclass": "accuracy_drop_fp32_int8"}
 
 
 def gates_for_kind(gates: Mapping[str, float], kind: str) -> dict[str, float]:
@@ -111,8 +104,8 @@ class GateResult:
 
 
 def _check_value(name: str, value: Any, source: str) -> float:
-    if name not in DEFAULT_GATES:
-        raise GateConfigError(f"{source}: unknown gate {name!r}; choose from {sorted(DEFAULT_GATES)}")
+    if name not in GATE_RULES:
+        raise GateConfigError(f"{source}: unknown gate {name!r}; choose from {sorted(GATE_RULES)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -133,13 +126,16 @@ def parse_gate_flags(flags: Iterable[str]) -> dict[str, float]:
     return out
 
 
-def resolve_gates(profile_gates: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
+def resolve_gates(profile_gates: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
                   profile_name: str = "profile") -> dict[str, float]:
-    """Defaults <- device profile gates (keys it does not know are ignored: a profile may gate more) <- flags."""
-    gates = dict(DEFAULT_GATES)
-    for name, value in (profile_gates or {}).items():
-        if name in DEFAULT_GATES:
-            gates[name] = _check_value(name, value, f"device profile {profile_name!r}")
+    """A device profile's `[gates]` table (the only source of gate values) <- `--gate` flags.
+
+    Every gate in GATE_RULES must be in the profile (keys it does not know are ignored: a profile may gate more)."""
+    missing = [name for name in GATE_RULES if name not in profile_gates]
+    if missing:
+        raise GateConfigError(f"{profile_name}: gates {missing} missing from its [gates] table (device profiles "
+                              "are the only source of gate values; every gate needs a value)")
+    gates = {name: _check_value(name, profile_gates[name], profile_name) for name in GATE_RULES}
     for name, value in (overrides or {}).items():
         gates[name] = _check_value(name, value, "gate override")
     return gates

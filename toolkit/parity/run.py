@@ -30,7 +30,7 @@ from .evaluate import (
     run_stage,
     stage_metrics,
 )
-from .gates import DEFAULT_GATES, GateFailure, GateResult, check_gates, gates_for_kind, resolve_gates
+from .gates import GateFailure, GateResult, check_gates, gates_for_kind, resolve_gates
 from .sweep import DEFAULT_SWEEP, SweepAxis, SweepStage, run_sweep, sweep_conditions
 
 TEACHER = "teacher-fp32"
@@ -71,7 +71,10 @@ class ParityConfig:
     run_golden: bool = True
     write_to_bundle: bool = True
     out: str | None = None  # also write parity.json / parity.html here
-    sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped)
+    sign_key: str | None = None  # re-sign the bundle after adding the report (else its signature is dropped);
+    # refused unless the bundle's signature first verifies (with public_key, else sign_key's own public half)
+    public_key: str | None = None  # PEM public key the bundle's signature must match
+    require_signature: bool = False  # refuse a bundle whose signature is not checked with public_key
     # echo models (EchoNet-layout folder): which split is held out, how many clips per video (spread from the
     # first to the last possible start, outputs averaged per video), which perturbations the sweep applies
     split: str = "test"
@@ -148,13 +151,14 @@ class ParityResult:
 
 def evaluate_stages(labels: np.ndarray, classes: list[str], thresholds: np.ndarray,
                     stages: Mapping[str, StageOutputs], gated_stages: list[str],
-                    gates: Mapping[str, float] | None = None, n_boot: int = 1000, seed: int = 0,
-                    specificity: float = 0.9, gate_source: str = "defaults") -> ParityResult:
-    """Metrics of every stage, comparisons of every later stage with the teacher and the student FP32, gates."""
+                    gates: Mapping[str, float], n_boot: int = 1000, seed: int = 0,
+                    specificity: float = 0.9, gate_source: str = "profile") -> ParityResult:
+    """Metrics of every stage, comparisons of every later stage with the teacher and the student FP32, and the
+    `gates` (a device profile's table, `resolved_gates`) that fit multi-label heads."""
     for required in (TEACHER, STUDENT):
         if required not in stages:
             raise ParityError(f"parity needs a {required!r} stage (got {sorted(stages)})")
-    gates = gates_for_kind(gates if gates is not None else DEFAULT_GATES, "multilabel")
+    gates = gates_for_kind(gates, "multilabel")
     per_stage = {name: stage_metrics(labels, s, classes, specificity, n_boot, seed) for name, s in stages.items()}
     comparisons: dict[str, dict[str, dict[str, Any]]] = {}
     for name, s in stages.items():
@@ -193,17 +197,30 @@ def _label_set(meta: Mapping[str, Any], cfg: ParityConfig) -> str:
 
 
 def _profile_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
-    """Gates from the named profile, else from the profile the bundle was built for (as stored in it)."""
-    if cfg.profile:
-        from jepa_edge.devices.profiles import load_profile
+    """The `[gates]` table of the device profile that applies, and where it came from: the profile named by
+    `cfg.profile`, else the one the bundle was built for (its installed TOML; the copy stored in the bundle only
+    when no installed profile has that name, e.g. one built from a custom .toml), else DEFAULT_PROFILE."""
+    from jepa_edge.devices.profiles import DEFAULT_PROFILE, ProfileError, load_profile
 
-        profile = load_profile(cfg.profile)
-        return dict(getattr(profile, "gates", {}) or {}), f"device profile {cfg.profile!r}"
+    if cfg.profile:
+        return dict(load_profile(cfg.profile).gates), f"device profile {cfg.profile!r}"
     target = (manifest or {}).get("target") or {}
-    data = target.get("profile_data") or {}
-    if data.get("gates"):
-        return dict(data["gates"]), f"bundle target profile {target.get('profile')!r}"
-    return {}, "defaults"
+    name = target.get("profile")
+    if name:
+        try:
+            return dict(load_profile(str(name)).gates), f"device profile {name!r} (the bundle's target)"
+        except ProfileError:
+            data = target.get("profile_data") or {}
+            if data.get("gates"):
+                return dict(data["gates"]), f"device profile {name!r} as stored in the bundle"
+    return dict(load_profile(DEFAULT_PROFILE).gates), f"device profile {DEFAULT_PROFILE!r} (default)"
+
+
+def trust_policy(cfg: ParityConfig) -> Any:
+    """The `TrustPolicy` parity opens, verifies and updates the bundle under (key, flag, `cfg.profile`)."""
+    from jepa_edge.bundle.trust import TrustPolicy
+
+    return TrustPolicy(public_key=cfg.public_key, require_signature=cfg.require_signature, profile=cfg.profile)
 
 
 def run_golden(opened: Any, cfg: ParityConfig, say: Callable[[str], None]) -> dict[str, Any] | None:
@@ -213,7 +230,7 @@ def run_golden(opened: Any, cfg: ParityConfig, say: Callable[[str], None]) -> di
     from jepa_edge.bundle import verify_bundle
 
     say("golden vectors")
-    golden = verify_bundle(opened.path, run_golden=True).to_dict()
+    golden = verify_bundle(opened.path, run_golden=True, policy=trust_policy(cfg)).to_dict()
     golden["path"] = str(golden["path"])
     return golden
 
@@ -292,7 +309,7 @@ def golden_gate(golden: Mapping[str, Any]) -> GateResult:
 
 
 def resolved_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, float], str]:
-    """Defaults <- the profile's gates (named, else the bundle's target) <- `cfg.gates`, and where they came from."""
+    """The profile's gates (named, else the bundle's target, else the default) <- `cfg.gates`, and their source."""
     profile_gates, source = _profile_gates(cfg, manifest)
     gates = resolve_gates(profile_gates, cfg.gates, profile_name=source)
     if cfg.gates:
@@ -327,7 +344,10 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     if bundle is not None:
         from jepa_edge.bundle import open_bundle
 
-        opened = open_bundle(bundle)
+        policy = trust_policy(cfg)
+        if cfg.sign_key and cfg.write_to_bundle:  # refuse before the work, not after it
+            policy = policy.for_resigning(Path(bundle), cfg.sign_key)
+        opened = open_bundle(bundle, policy)
     modality = check_modalities(teacher_meta, student_meta, opened, teacher_dir)
     if modality != "ecg":  # the one place parity tells the modalities apart
         from .echo import run_echo_parity
@@ -433,7 +453,7 @@ def write_reports(result: ParityResult, cfg: ParityConfig, bundle_path: Path | N
         update_bundle(bundle_path, add_files={REPORT_JSON: (json_bytes, "report-json"),
                                               REPORT_HTML: (html, "report-html")},
                       set_fields={"parity": {"report": REPORT_JSON, "passed": result.passed}},
-                      sign_key=cfg.sign_key)
+                      sign_key=cfg.sign_key, policy=trust_policy(cfg))
     return result.report_paths
 
 
