@@ -87,12 +87,15 @@ def read_record(
     missing = [lead for lead in leads if lead not in names]
     if missing:
         raise RecordError(hea, f"missing lead(s) {missing}; record has {header.sig_name}", "missing-leads")
-    _check_data_size(base, header)
-    try:
-        rec = wfdb.rdrecord(str(base), physical=True)
-    except Exception as exc:
-        raise RecordError(base.with_suffix(".dat"), f"cannot decode signal data: {exc}", "bad-data") from exc
-    data = np.asarray(rec.p_signal, dtype=np.float64).T  # (signals, samples)
+    if any(str(f).lower().endswith(".mat") for f in header.file_name or []):
+        data = _read_mat(base, header)
+    else:
+        _check_data_size(base, header)
+        try:
+            rec = wfdb.rdrecord(str(base), physical=True)
+        except Exception as exc:
+            raise RecordError(base.with_suffix(".dat"), f"cannot decode signal data: {exc}", "bad-data") from exc
+        data = np.asarray(rec.p_signal, dtype=np.float64).T  # (signals, samples)
     if header.sig_len and data.shape[1] != header.sig_len:
         raise RecordError(base.with_suffix(".dat"), f"header/data mismatch: header says {header.sig_len} samples, "
                                                     f"decoded {data.shape[1]}", "header-mismatch")
@@ -104,6 +107,34 @@ def read_record(
         data = resample(data, sig_fs, fs)
         sig_fs = float(fs)
     return EcgRecord(signal=data, fs=sig_fs, leads=tuple(leads), path=str(base))
+
+
+def _read_mat(base: Path, header: wfdb.Record) -> np.ndarray:
+    """PhysioNet/CinC Challenge signal file: MATLAB v4 `.mat`, variable `val` (signals, samples) in ADC units,
+    scaled to mV with the header's gain and baseline."""
+    from scipy.io import loadmat
+
+    names = set(header.file_name)
+    if len(names) != 1:
+        raise RecordError(base.with_suffix(".hea"), f"signals spread over several files {sorted(names)}", "bad-header")
+    mat = base.parent / names.pop()
+    if not mat.is_file():
+        raise RecordError(mat, "signal file named in the header is missing", "missing-file")
+    try:
+        val = loadmat(str(mat))["val"]
+    except KeyError:
+        raise RecordError(mat, "no variable 'val' in the .mat file", "bad-data") from None
+    except Exception as exc:  # scipy raises ValueError/TypeError/OSError for damaged files
+        raise RecordError(mat, f"cannot read MATLAB file: {exc}", "bad-data") from exc
+    expected = (int(header.n_sig), int(header.sig_len or 0))
+    if val.ndim != 2 or val.shape != expected:
+        raise RecordError(mat, f"'val' has shape {val.shape}; the header promises {expected[0]} signals x "
+                               f"{expected[1]} samples", "wrong-size")
+    gain = np.array([g if g else 200.0 for g in header.adc_gain], dtype=np.float64)[:, None]  # WFDB default 200/mV
+    baseline = np.array(header.baseline or [0] * expected[0], dtype=np.float64)[:, None]
+    per_mv = np.array([1e-3 if str(u).lower() in ("uv", "\u00b5v") else 1.0 for u in (header.units or ["mV"] *
+                                                                                   expected[0])])[:, None]
+    return (val.astype(np.float64) - baseline) / gain * per_mv
 
 
 def _check_values(data: np.ndarray, leads: Sequence[str], where: Path, check_flat: bool) -> None:
