@@ -43,9 +43,18 @@ def detect_format(root: str | Path | None) -> tuple[str, Path]:
     if (base / LABELS_CSV).is_file():
         return "labels-csv", base
     if not any(base.rglob("*.hea")):
-        raise DataError(f"{base}: neither a PTB-XL folder (ptbxl_database.csv), a {LABELS_CSV} folder, nor any WFDB "
-                        "records (*.hea)")
+        raise DataError(f"{base}: no PTB-XL folder (no PTB-XL table ptbxl_database.csv here or in {base / 'ptbxl'}), "
+                        f"no {LABELS_CSV} and no WFDB records (*.hea)")
     return ("challenge" if looks_like_challenge(base) else "wfdb"), base
+
+
+def find_labelled(root: str | Path | None) -> Path | None:
+    """The folder of a labelled source (PTB-XL, Challenge, labels.csv) at `root`, or None when there is none."""
+    try:
+        fmt, folder = detect_format(root)
+    except DataError:
+        return None
+    return None if fmt == "wfdb" else folder
 
 
 def open_source(root: str | Path | None, format: str | None = None) -> LabelledSource:
@@ -72,4 +81,4 @@ def open_source(root: str | Path | None, format: str | None = None) -> LabelledS
 
 __all__ = ["FORMATS", "LABELS_CSV", "SPLIT_FOLDS", "ChallengeSource", "LabelledRecords", "LabelledSource",
            "LabelsCsvSource", "PtbXlSource", "SnomedTable", "Split", "WfdbFolderSource", "default_table",
-           "detect_format", "hashed_fold", "open_source", "site_of", "write_challenge_record"]
+           "detect_format", "find_labelled", "hashed_fold", "open_source", "site_of", "write_challenge_record"]
