@@ -161,7 +161,8 @@ def test_probe_and_calibration_read_a_challenge_folder(challenge_dir, tmp_path):
     shutil.copytree(challenge_dir, folder)
     names = sorted(p.stem for p in folder.glob("*.hea"))
     split = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
-    (folder / "records.csv").write_text("record,split\n" + "".join(f"{n},{s}\n" for n, s in zip(names, split, strict=True)))
+    rows = "".join(f"{n},{s}\n" for n, s in zip(names, split, strict=True))
+    (folder / "records.csv").write_text("record,split\n" + rows)
     pre = EcgPreprocessing(window_s=5.0)
     data = load_task_data(folder, "ptbxl-super", pre)
     assert data.source == "challenge" and data.classes == SUPERCLASSES
