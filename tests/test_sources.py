@@ -61,7 +61,7 @@ def test_challenge_export_reads_back_as_the_ptbxl_original(challenge_dir, ptbxl_
     assert np.array_equal(ours.signals, ptbxl.signals)  # int16 at 1000/mV: lossless for PTB-XL's 1 uV steps
     assert np.array_equal(ours.labels, ptbxl.labels)
     assert set(ours.strata["site"]) == {"PTB-XL"} and ours.info["unmapped_code_count"] == 0
-    assert ours.strata["sex"] == [s.capitalize() for s in ptbxl.strata["sex"]]
+    assert ours.strata["sex"] == ptbxl.strata["sex"] and ours.strata["age_band"] == ptbxl.strata["age_band"]
 
 
 def _copy_record(src: Path, dst: Path, name: str) -> None:

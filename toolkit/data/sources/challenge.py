@@ -111,7 +111,8 @@ class ChallengeSource:
                 yield RecordError(hea, f"cannot parse WFDB header: {exc}", "bad-header")
                 continue
             fields = header_fields(header.comments or [])
-            strata = {"site": row.get("site") or site_of(Path(name).name), "sex": fields.get("sex") or "unknown",
+            strata = {"site": row.get("site") or site_of(Path(name).name),
+                      "sex": (fields.get("sex") or "unknown").lower(),
                       "age_band": age_band(fields.get("age")),
                       "fold": str(fold_of(name, row, str(self.root / RECORDS_CSV)))}
             strata.update({k: v for k, v in row.items() if k not in ("record", "site", "split", "fold") and v})
