@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from jepa_edge.data.errors import DataError
-from jepa_edge.data.paths import find_ptbxl
+from jepa_edge.data.sources import find_labelled
 from jepa_edge.io import atomic_write_json
 from jepa_edge.models.checkpoint import encoder_spec, save_model
 from jepa_edge.models.heads import Classifier
@@ -92,12 +92,13 @@ def export_student(setup: DistillSetup, cfg: DistillConfig, out: Path, feature_s
     metrics: dict[str, Any] | None = None
     comparison: dict[str, Any] | None = None
     output = setup.output
-    ptbxl = find_ptbxl(labelled_data) if setup.modality.name == "ecg" else None
+    # ECG labels from any labelled source: PTB-XL folds, a Challenge folder, a labels.csv folder
+    labelled = find_labelled(labelled_data) if setup.modality.name == "ecg" else None
     if student.head is not None:  # distilled head: the teacher's labels and output
         model = Classifier(student.encoder, student.head).eval()
         head_spec, task = dict(tmeta["head"], dim=student.encoder.dim), tmeta.get("task", cfg.task)
-        if output.kind == "multilabel" and ptbxl is not None and cfg.evaluate:  # thresholds re-tuned on fold 9
-            data = load_task_data(ptbxl, task, setup.student_pre)
+        if output.kind == "multilabel" and labelled is not None and cfg.evaluate:  # thresholds re-tuned on val
+            data = load_task_data(labelled, task, setup.student_pre)
             if list(data.classes) == list(output.names):
                 val = record_scores(model, torch.from_numpy(data.val.x), data.val.record_of_window, 32)
                 test = record_scores(model, torch.from_numpy(data.test.x), data.test.record_of_window, 32)
@@ -110,10 +111,11 @@ def export_student(setup: DistillSetup, cfg: DistillConfig, out: Path, feature_s
         model, head_spec, output, probe_info = _echo_probe(setup, cfg)
         task, metrics = probe_info["task"], probe_info["probe"]
     else:  # ECG without a teacher head (or a probe was asked for): fit one on the labelled training folds
-        if ptbxl is None:
-            raise DistillError(f"the teacher has no head and {labelled_data} holds no labelled PTB-XL: "
+        if labelled is None:
+            raise DistillError(f"the teacher has no head and {labelled_data} holds no labelled data (PTB-XL, "
+                               "Challenge folder or labels.csv): "
                                "give a classifier teacher or labels_data so the student gets labels and thresholds")
-        data = load_task_data(ptbxl, cfg.task, setup.student_pre)
+        data = load_task_data(labelled, cfg.task, setup.student_pre)
         pcfg = ProbeConfig(head="linear" if cfg.head == "auto" else cfg.head, epochs=cfg.probe_epochs,
                            n_boot=cfg.n_boot, seed=cfg.seed)
         model, pmeta, metrics = probe_encoder(student.encoder.requires_grad_(False), setup.student_pre, data, pcfg)

@@ -128,3 +128,14 @@ def one_torch_thread():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def challenge_dir(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 24 labelled PTB-XL records of folds 9+10 re-exported in the PhysioNet Challenge layout (.hea +
+    MATLAB v4 .mat, SNOMED codes in '# Dx:' through the package's SCP -> SNOMED table), named HR<ecg_id>."""
+    from jepa_edge.data.sources.challenge import export_ptbxl
+
+    out = tmp_path_factory.mktemp("challenge") / "ptbxl-as-challenge"
+    export_ptbxl(ptbxl_dir, out, folds=(9, 10), limit=24)
+    return out

@@ -320,3 +320,30 @@ def test_gate_values_live_only_in_the_profile_files(tmp_path):
     custom.write_text(custom.read_text().replace("cosine = 0.999", ""))
     with pytest.raises(ProfileError, match=r"\[gates\] lacks \['cosine'\]"):  # no hidden default fills the gap
         resolved_gates(ParityConfig(profile=str(custom)), None)
+
+
+def test_cli_parity_on_a_two_site_challenge_folder_prints_the_per_site_table(jetson_bundle, ecg_classifier_dir,
+                                                                             ptbxl_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from jepa_edge.cli import app
+
+    folder = tmp_path / "two-sites"
+    runner = CliRunner()
+    made = runner.invoke(app, ["data", "to-challenge", str(ptbxl_dir), "--out", str(folder), "--folds", "9,10",
+                               "--limit", "48", "--prefixes", "HR,E"])
+    assert made.exit_code == 0, made.output
+    run = runner.invoke(app, ["parity", "--teacher", str(ecg_classifier_dir), "--bundle", str(jetson_bundle),
+                              "--data", str(folder), "--strata", "site", "--n-boot", "200", "--no-sweep",
+                              "--no-write-bundle", "--out", str(tmp_path / "report")], terminal_width=160)
+    print(run.output)  # the README's per-site table is this output
+    assert run.exit_code in (0, 1), run.output
+    text = " ".join(run.output.split())
+    assert "parity on 48 challenge records, every record" in text and "parity per site" in text
+    doc = json.loads((tmp_path / "report" / "parity.json").read_text())
+    groups = {g["value"]: g for g in doc["strata"][0]["groups"]}
+    assert set(groups) == {"PTB-XL", "Georgia"} and groups["PTB-XL"]["records"] == groups["Georgia"]["records"] == 24
+    int8 = groups["Georgia"]["comparisons"]["student-int8-onnxruntime"]
+    lo, hi = int8["student-fp32"]["macro_auc_diff_ci"]
+    assert lo <= int8["student-fp32"]["macro_auc_diff"] <= hi and int8["student-fp32"]["agreement"] >= 0.9
+    assert_self_contained_html(tmp_path / "report" / "parity.html", min_images=4)

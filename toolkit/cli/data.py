@@ -84,3 +84,20 @@ def _run(job: Callable[[Callable[[int, int], None]], PackResult]) -> None:
         result = job(update)
     console.print(f"packed {result.report.summary()} into {result.shards} shard(s) "
                   f"({result.reused_shards} reused) at [bold]{result.out}[/]; report: {result.out / 'report.json'}")
+
+
+@data_app.command("to-challenge")
+@user_errors
+def to_challenge_command(
+    ptbxl: Path = typer.Argument(..., help="PTB-XL folder (ptbxl_database.csv, records500/)"),
+    out: Path = typer.Option(..., "--out", help="folder for the .hea + .mat files"),
+    folds: str = typer.Option("9,10", help="PTB-XL folds to export: 'all', 'train', or e.g. 9,10"),
+    limit: int = typer.Option(None, help="at most this many records"),
+    prefixes: str = typer.Option("HR", help="record-name prefixes taken in turn, e.g. HR,E for two 'sites'"),
+) -> None:
+    """Re-export PTB-XL records in the PhysioNet/CinC Challenge layout (SNOMED codes in '# Dx:', MATLAB v4 .mat),
+    through the package's SCP -> SNOMED table: a known-answer folder for `jepa-edge parity --data`."""
+    from ..data.sources.challenge import export_ptbxl
+
+    written = export_ptbxl(ptbxl, out, _parse_folds(folds), limit, tuple(p for p in prefixes.split(",") if p))
+    console.print(f"{len(written)} records written to {out}")

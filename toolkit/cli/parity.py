@@ -12,7 +12,9 @@ from .app import app, console, progress_bar, user_errors
 GATE_FAILED_EXIT = 1  # input problems exit 2 (user_errors); a build that misses its gates exits 1
 
 
-def _folds(text: str) -> tuple[int, ...]:
+def _folds(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
     try:
         folds = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -27,8 +29,17 @@ def _folds(text: str) -> tuple[int, ...]:
 def parity(
     teacher: Path = typer.Option(..., help="teacher classifier folder (encoder + head, `jepa-edge probe` output)"),
     bundle: Path = typer.Option(None, help="bundle folder from `jepa-edge build` (its INT8 artefacts are gated)"),
-    data: Path = typer.Option(None, help="PTB-XL folder (ECG) or EchoNet-Dynamic layout folder (echo), or the data "
-                                         "root holding it (default: $JEPA_EDGE_DATA)"),
+    data: Path = typer.Option(None, help="ECG: a PTB-XL folder (or the data root holding it), a PhysioNet/CinC "
+                                         "Challenge folder (.hea + .mat, '# Dx:' SNOMED codes), a WFDB folder with "
+                                         "labels.csv, or (with --unlabelled) any WFDB folder; echo: an "
+                                         "EchoNet-Dynamic layout folder (default: $JEPA_EDGE_DATA)"),
+    data_format: str = typer.Option(None, "--format", help="ECG data source: ptbxl, challenge, labels-csv, wfdb "
+                                                           "(default: by what the folder holds)"),
+    strata: list[str] = typer.Option([], "--strata", help="per-stratum parity for a column (repeatable or "
+                                                         "comma-separated): site, sex, age_band, fold, or any "
+                                                         "labels.csv / records.csv column"),
+    unlabelled: bool = typer.Option(False, "--unlabelled", help="ECG data without diagnoses: report agreement, "
+                                                               "cosine and logit differences only"),
     student: Path = typer.Option(None, help="student classifier folder for the torch FP32 stage "
                                             "(default: the bundle's FP32 ONNX stands for it)"),
     gate: list[str] = typer.Option([], "--gate", help="override a gate, NAME=VALUE (repeatable): ECG auc_drop_teacher, "
@@ -39,7 +50,8 @@ def parity(
                                                       "perturbation_accuracy_margin; all: cosine"),
     profile: str = typer.Option(None, help="device profile whose gates apply (default: the bundle's target)"),
     out: Path = typer.Option(None, help="also write parity.json and parity.html here"),
-    folds: str = typer.Option("9,10", help="ECG: held-out PTB-XL folds, pooled"),
+    folds: str = typer.Option(None, help="ECG: held-out folds, pooled (default: PTB-XL 9,10; every record of any "
+                                         "other folder; its split/fold column gives folds when set)"),
     split: str = typer.Option("test", help="echo: held-out EchoNet split (FileList.csv Split: train, val, test)"),
     clips: int = typer.Option(3, help="echo: clips per video, spread over the whole video, outputs averaged"),
     limit: int = typer.Option(None, help="evaluate at most this many records (ECG) or videos (echo)"),
@@ -61,7 +73,9 @@ def parity(
     when a gate fails."""
     from ..parity import ParityConfig, parse_gate_flags, run_parity
 
-    cfg = ParityConfig(folds=_folds(folds), limit=limit, n_boot=n_boot, seed=seed, gates=parse_gate_flags(gate),
+    columns = tuple(c.strip() for item in strata for c in item.split(",") if c.strip())
+    cfg = ParityConfig(folds=_folds(folds), format=data_format, strata=columns, unlabelled=unlabelled, limit=limit,
+                       n_boot=n_boot, seed=seed, gates=parse_gate_flags(gate),
                        profile=profile, sweep=sweep, write_to_bundle=write_bundle, out=str(out) if out else None,
                        sign_key=str(sign_key) if sign_key else None, split=split, clips_per_video=clips,
                        threads=threads, public_key=str(public_key) if public_key else None,
@@ -89,30 +103,76 @@ def show_summary(result) -> None:
         show_output_summary(result)
         return
 
-    table = Table(title=f"parity on {result.data.get('records')} records, folds {result.data.get('folds')}")
+    data = result.data
+    where = f"folds {data.get('folds')}" if data.get("folds") else "every record"
+    table = Table(title=f"parity on {data.get('records')} {data.get('format', 'ptbxl')} records, {where}"
+                        + ("" if result.labelled else " (unlabelled)"))
     table.add_column("stage", no_wrap=True, min_width=24)
     for col in ("macro AUC", "vs teacher", "vs student FP32", "agreement", "cosine", "max |dlogit|",
                 "batch-1 ms"):
         table.add_column(col)
 
-    def num(v, fmt="{:.4f}") -> str:
-        return "-" if v is None else fmt.format(v)
-
     for name, stage in result.stages.items():
         comp = result.comparisons.get(name, {})
         ref = comp.get("student-fp32") or comp.get("teacher") or {}
-        table.add_row(name, num(result.metrics[name]["macro_auc"]),
+        table.add_row(name, num((result.metrics.get(name) or {}).get("macro_auc")),
                       num(comp.get("teacher", {}).get("macro_auc_diff"), "{:+.4f}"),
                       num(comp.get("student-fp32", {}).get("macro_auc_diff"), "{:+.4f}"),
                       num(ref.get("agreement")), num(ref.get("cosine_mean")),
                       num(ref.get("max_abs_logit_diff"), "{:.3g}"),
                       num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
     console.print(table)
+    for block in result.strata:
+        show_strata(result, block)
+    report = data.get("skip_report") or {}
+    if report.get("skipped"):
+        console.print(f"[yellow]records skipped:[/] {report['skipped']} "
+                      + ", ".join(f"{n} {r}" for r, n in sorted(report["counts"].items())), soft_wrap=True)
+    if data.get("unmapped_codes"):
+        console.print(f"[yellow]codes outside the mapping table:[/] {data['unmapped_code_count']} occurrences "
+                      + ", ".join(f"{k} x{v}" for k, v in data["unmapped_codes"].items()), soft_wrap=True)
     for name, why in result.skipped.items():
         console.print(f"[yellow]not run:[/] {name}: {why}", soft_wrap=True)
+    for gate, why in result.gates_not_applied.items():
+        console.print(f"[yellow]gate not applied:[/] {gate}: {why}", soft_wrap=True)
     for key in ("bundle_html", "html"):
         if key in result.report_paths:
             console.print(f"report: {result.report_paths[key]}", soft_wrap=True)
+
+
+def num(v, fmt="{:.4f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def show_strata(result, block) -> None:
+    """Per-stratum rows: teacher macro AUC, each INT8 stage's differences with CIs and its agreement."""
+    from rich.table import Table
+
+    table = Table(title=f"parity per {block['column']}")
+    for col in (block["column"], "records", "stage", "macro AUC [95% CI]", "vs teacher [CI]",
+                "vs student FP32 [CI]", "agreement"):
+        table.add_column(col, no_wrap=col == "stage")
+
+    def ci(pair) -> str:
+        lo, hi = pair or (None, None)
+        return "" if lo is None or hi is None else f" [{lo:+.3f}, {hi:+.3f}]"
+
+    for group in block["groups"]:
+        for name in result.stages:
+            comp = group["comparisons"].get(name, {})
+            teacher, student = comp.get("teacher", {}), comp.get("student-fp32", {})
+            auc = (group.get("stages") or {}).get(name, {})
+            lo, hi = auc.get("macro_auc_ci") or (None, None)
+            auc_text = "-" if auc.get("macro_auc") is None else (
+                f"{auc['macro_auc']:.3f}" + ("" if lo is None or hi is None else f" [{lo:.3f}, {hi:.3f}]"))
+            ref = student or teacher
+            table.add_row(group["value"], str(group["records"]), name, auc_text,
+                          "-" if not teacher else num(teacher.get("macro_auc_diff"), "{:+.4f}")
+                          + ci(teacher.get("macro_auc_diff_ci")),
+                          "-" if not student else num(student.get("macro_auc_diff"), "{:+.4f}")
+                          + ci(student.get("macro_auc_diff_ci")),
+                          num(ref.get("agreement"), "{:.3f}") if ref else "-")
+    console.print(table)
 
 
 def show_output_summary(result) -> None:
@@ -129,9 +189,6 @@ def show_output_summary(result) -> None:
     for col in (metric, *(["bias"] if regression else []), "vs teacher", "vs student FP32",
                 "mean |diff|" if regression else "agreement", "cosine", "batch-1 ms"):
         table.add_column(col)
-
-    def num(v, fmt="{:.4f}") -> str:
-        return "-" if v is None else fmt.format(v)
 
     diff_key = "mae_diff" if regression else "accuracy_diff"
     for name, stage in result.stages.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,19 +92,9 @@ def _label_columns(db_classes: tuple[str, ...], wanted: list[str] | None, source
     return [db_classes.index(c) for c in wanted]
 
 
-def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
-                          windows: int | None = DEFAULT_WINDOWS, seed: int = 0, labels: list[str] | None = None,
-                          split: str = "train", keep_sources: bool = False) -> CalibrationSet:
-    """`windows` preprocessed windows from PTB-XL `split` folds under `data` (default: the JEPA_EDGE_DATA
-    PTB-XL folder), stratified by the classifier's `labels`. More windows than records -> random crops
-    (when the model window is shorter than a record) or repeats, both seeded. `windows=None`: every labelled
-    record of the split once (validation sets). `keep_sources`: also keep each window's raw record (for golden
-    vectors that firmware re-runs the preprocessing on)."""
-    if windows is not None and windows < 1:
-        raise DataError(f"calibration needs at least one window, got {windows}")
-    root = find_ptbxl(data) if data is None or not (Path(data) / "ptbxl_database.csv").is_file() else Path(data)
-    if root is None:
-        raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) for calibration data")
+def _ptbxl_pool(root: Path, pre: EcgPreprocessing, labels: list[str] | None,
+                split: str) -> tuple[np.ndarray, tuple[str, ...], Callable[[int], tuple[np.ndarray, float, str]]]:
+    """PTB-XL split: labels of every labelled record, and a reader that loads only the records drawn."""
     db = PtbXl(root)
     y_all, db_classes = db.labels("superdiagnostic")  # the classifier's labels name their label set
     if labels and not set(labels) <= set(db_classes):
@@ -114,23 +105,65 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
     rows = np.flatnonzero(db.table["strat_fold"].isin(SPLIT_FOLDS[split]).to_numpy() & (y_all.sum(axis=1) > 0))
     if len(rows) == 0:
         raise DataError(f"{root}: no labelled records in the {split} folds")
-    y = y_all[rows][:, cols]
+
+    def read(i: int) -> tuple[np.ndarray, float, str]:
+        rec = read_record(root / db.table["filename_hr"].iloc[rows[i]], leads=pre.leads)
+        return rec.signal.astype(np.float64), float(rec.fs), Path(rec.path).name
+
+    return y_all[rows][:, cols], tuple(db_classes[c] for c in cols), read
+
+
+def _source_pool(data: str | Path, pre: EcgPreprocessing, labels: list[str] | None,
+                 split: str) -> tuple[np.ndarray, tuple[str, ...], Callable[[int], tuple[np.ndarray, float, str]]]:
+    """Any other labelled source (Challenge folder, labels.csv folder): the split read once, skips counted."""
+    from .sources import open_source
+
+    source = open_source(data)
+    held = source.records(split, classes=labels, leads=pre.leads, fs=pre.fs, min_seconds=pre.window_s)
+    if held.labels is None:
+        raise DataError(f"{source.root}: no labels for calibration data")
+
+    def read(i: int) -> tuple[np.ndarray, float, str]:
+        return np.asarray(held.signals[i], dtype=np.float64), float(held.fs), held.ids[i]
+
+    return held.labels, held.classes, read
+
+
+def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
+                          windows: int | None = DEFAULT_WINDOWS, seed: int = 0, labels: list[str] | None = None,
+                          split: str = "train", keep_sources: bool = False) -> CalibrationSet:
+    """`windows` preprocessed windows from the `split` of a labelled source under `data` (PTB-XL folds by default:
+    the JEPA_EDGE_DATA PTB-XL folder; or a Challenge / labels.csv folder, split by its split/fold column or a
+    hash of the record name), stratified by the classifier's `labels`. More windows than records -> random
+    crops (when the model window is shorter than a record) or repeats, both seeded. `windows=None`: every
+    labelled record of the split once (validation sets). `keep_sources`: also keep each window's raw record
+    (for golden vectors that firmware re-runs the preprocessing on)."""
+    if windows is not None and windows < 1:
+        raise DataError(f"calibration needs at least one window, got {windows}")
+    root = find_ptbxl(data)
+    if root is not None:
+        y, classes, read = _ptbxl_pool(root, pre, labels, split)
+    elif data is not None and Path(data).is_dir():
+        y, classes, read = _source_pool(data, pre, labels, split)
+    else:
+        raise DataError(f"{data or 'JEPA_EDGE_DATA'}: no PTB-XL folder (ptbxl_database.csv) or other labelled "
+                        "folder for calibration data")
     rng = np.random.default_rng(seed)
-    picks = np.arange(len(rows)) if windows is None else stratified_picks(y, windows, rng)
+    picks = np.arange(len(y)) if windows is None else stratified_picks(y, windows, rng)
     unique = np.unique(picks)
     processed: dict[int, np.ndarray] = {}
     names: dict[int, str] = {}
     raw: dict[int, tuple[np.ndarray, float]] = {}
-    for i in unique.tolist():  # read only the records drawn, not the whole split
-        rec = read_record(root / db.table["filename_hr"].iloc[rows[i]], leads=pre.leads)
-        x = pre(rec.signal.astype(np.float64), fs_in=rec.fs)
+    for i in unique.tolist():  # preprocess only the records drawn
+        signal, fs, name = read(i)
+        x = pre(signal, fs_in=fs)
         if keep_sources:
-            raw[i] = (rec.signal.astype(np.float64), float(rec.fs))
+            raw[i] = (signal, fs)
         if x.shape[-1] < pre.window:
-            raise DataError(f"{rec.path}: {x.shape[-1] / pre.fs:g} s is shorter than the model window "
+            raise DataError(f"{name}: {x.shape[-1] / pre.fs:g} s is shorter than the model window "
                             f"of {pre.window_s:g} s")
         processed[i] = x
-        names[i] = Path(rec.path).name
+        names[i] = name
     out, ids, offsets = [], [], []
     for i in picks.tolist():
         rec = processed[i]
@@ -138,7 +171,6 @@ def build_calibration_set(pre: EcgPreprocessing, data: str | Path | None = None,
         out.append(rec[:, offset: offset + pre.window])
         ids.append(names[i])
         offsets.append(offset)
-    classes = tuple(db_classes[c] for c in cols)
     sources = [(*raw[i], off) for i, off in zip(picks.tolist(), offsets, strict=True)] if keep_sources else None
     return CalibrationSet(windows=np.stack(out).astype(np.float32), labels=y[picks], classes=classes,
                           record_ids=ids, offsets=offsets, seed=seed, sha256=calibration_hash(ids, offsets, pre),

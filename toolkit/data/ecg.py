@@ -75,8 +75,13 @@ def check_record(path: str | Path) -> tuple[Path, wfdb.Record]:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for bad headers
         raise RecordError(hea, f"cannot parse WFDB header: {exc}", "bad-header") from exc
-    _check_data_size(base, header)
+    if not _is_mat(header):  # Challenge .mat files carry a MATLAB header: _read_mat checks them instead
+        _check_data_size(base, header)
     return base, header
+
+
+def _is_mat(header: wfdb.Record) -> bool:
+    return any(str(f).lower().endswith(".mat") for f in header.file_name or [])
 
 
 def decode_record(base: Path, header: wfdb.Record, physical: bool = True, start: int = 0,
@@ -115,7 +120,7 @@ def read_record(
     missing = [lead for lead in leads if lead not in names]
     if missing:
         raise RecordError(hea, f"missing lead(s) {missing}; record has {header.sig_name}", "missing-leads")
-    data = decode_record(base, header).T  # (signals, samples)
+    data = _read_mat(base, header) if _is_mat(header) else decode_record(base, header).T  # (signals, samples)
     order = [names.index(lead) for lead in leads]
     data = data[order]
     _check_values(data, leads, base.with_suffix(".dat"), check_flat)
@@ -124,6 +129,34 @@ def read_record(
         data = resample(data, sig_fs, fs)
         sig_fs = float(fs)
     return EcgRecord(signal=data, fs=sig_fs, leads=tuple(leads), path=str(base))
+
+
+def _read_mat(base: Path, header: wfdb.Record) -> np.ndarray:
+    """PhysioNet/CinC Challenge signal file: MATLAB v4 `.mat`, variable `val` (signals, samples) in ADC units,
+    scaled to mV with the header's gain and baseline."""
+    from scipy.io import loadmat
+
+    names = set(header.file_name)
+    if len(names) != 1:
+        raise RecordError(base.with_suffix(".hea"), f"signals spread over several files {sorted(names)}", "bad-header")
+    mat = base.parent / names.pop()
+    if not mat.is_file():
+        raise RecordError(mat, "signal file named in the header is missing", "missing-file")
+    try:
+        val = loadmat(str(mat))["val"]
+    except KeyError:
+        raise RecordError(mat, "no variable 'val' in the .mat file", "bad-data") from None
+    except Exception as exc:  # scipy raises ValueError/TypeError/OSError for damaged files
+        raise RecordError(mat, f"cannot read MATLAB file: {exc}", "bad-data") from exc
+    expected = (int(header.n_sig), int(header.sig_len or 0))
+    if val.ndim != 2 or val.shape != expected:
+        raise RecordError(mat, f"'val' has shape {val.shape}; the header promises {expected[0]} signals x "
+                               f"{expected[1]} samples", "wrong-size")
+    gain = np.array([g if g else 200.0 for g in header.adc_gain], dtype=np.float64)[:, None]  # WFDB default 200/mV
+    baseline = np.array(header.baseline or [0] * expected[0], dtype=np.float64)[:, None]
+    per_mv = np.array([1e-3 if str(u).lower() in ("uv", "\u00b5v") else 1.0 for u in (header.units or ["mV"] *
+                                                                                   expected[0])])[:, None]
+    return (val.astype(np.float64) - baseline) / gain * per_mv
 
 
 def _check_values(data: np.ndarray, leads: Sequence[str], where: Path, check_flat: bool) -> None:

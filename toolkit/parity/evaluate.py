@@ -9,7 +9,7 @@ logits and embedding are the mean over that record's windows, so stages are comp
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,13 +45,16 @@ class StageOutputs:
         return 1.0 / (1.0 + np.exp(-self.logits))
 
 
-def record_windows(signals: np.ndarray, fs: float, pre: EcgPreprocessing) -> tuple[np.ndarray, np.ndarray]:
-    """Preprocess raw (records, leads, samples) mV signals into (windows, leads, window) float32 model inputs
-    at the preprocessing's hop, and the record index of every window."""
-    if signals.ndim != 3:
+def record_windows(signals: np.ndarray | Sequence[np.ndarray], fs: float,
+                   pre: EcgPreprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess raw mV signals, (records, leads, samples) or a list of (leads, samples_i) records of any
+    length, into (windows, leads, window) float32 model inputs at the preprocessing's hop, and the record index
+    of every window."""
+    if isinstance(signals, np.ndarray) and signals.ndim != 3:
         raise ParityError(f"expected raw signals (records, leads, samples), got shape {signals.shape}")
-    if signals.shape[1] != pre.num_leads:
-        raise ParityError(f"signals have {signals.shape[1]} leads; the model expects {pre.num_leads} ({pre.leads})")
+    for rec in signals:
+        if rec.ndim != 2 or rec.shape[0] != pre.num_leads:
+            raise ParityError(f"a record of shape {rec.shape}; the model expects {pre.num_leads} leads ({pre.leads})")
     windows, owner = [], []
     for i, rec in enumerate(signals):
         w = pre.windows(pre(rec, fs_in=fs))
@@ -80,8 +83,8 @@ def latency_ms(model: OutputsModel, x: np.ndarray, runs: int = 10, warmup: int =
             "batch1_runs": float(len(times))}
 
 
-def run_stage(name: str, model: OutputsModel, signals: np.ndarray, fs: float, pre: EcgPreprocessing,
-              batch_size: int = 32, latency_runs: int = 10, info: dict[str, Any] | None = None,
+def run_stage(name: str, model: OutputsModel, signals: np.ndarray | Sequence[np.ndarray], fs: float,
+              pre: EcgPreprocessing, batch_size: int = 32, latency_runs: int = 10, info: dict[str, Any] | None = None,
               progress: Callable[[int, int], None] | None = None) -> StageOutputs:
     """Run `model` on every window of every record; average per record; time it."""
     x, owner = record_windows(signals, fs, pre)
@@ -103,7 +106,7 @@ def run_stage(name: str, model: OutputsModel, signals: np.ndarray, fs: float, pr
            "windows": float(len(x))}
     if latency_runs > 0:
         lat.update(latency_ms(model, x, runs=latency_runs))
-    records = signals.shape[0]
+    records = len(signals)
     if info is None:
         info_fn = getattr(model, "info", None)
         info = info_fn() if callable(info_fn) else {}
@@ -156,17 +159,31 @@ def compare_stages(y: np.ndarray, reference: StageOutputs, stage: StageOutputs, 
     diff, lo, hi = metrics.paired_bootstrap_diff(metrics.macro_auc, y, reference.logits, stage.logits,
                                                  n_boot=n_boot, seed=seed)
     per_class_diff = metrics.per_class_auc(y, stage.logits) - metrics.per_class_auc(y, reference.logits)
-    d_ref, d_stage = decisions(reference, thresholds), decisions(stage, thresholds)
-    out: dict[str, Any] = {
+    return {
         "reference": reference.name,
         "stage": stage.name,
         "macro_auc_diff": _finite(diff),  # stage - reference; negative = stage is worse
         "macro_auc_diff_ci": [_finite(lo), _finite(hi)],
         "auc_drop": _finite(-diff),
         "per_class_auc_diff": {c: _finite(v) for c, v in zip(classes, per_class_diff, strict=True)},
+    } | compare_unlabelled(reference, stage, thresholds, same_embedding_space)
+
+
+def compare_unlabelled(reference: StageOutputs, stage: StageOutputs, thresholds: np.ndarray,
+                       same_embedding_space: bool = True) -> dict[str, Any]:
+    """What needs no ground truth: decision agreement, logit differences, embedding cosine (within one space)."""
+    if reference.logits.shape != stage.logits.shape:
+        raise ParityError(f"stage {stage.name!r} logits {stage.logits.shape} vs {reference.name!r} "
+                          f"{reference.logits.shape}: not the same records and classes")
+    d_ref, d_stage = decisions(reference, thresholds), decisions(stage, thresholds)
+    delta = np.abs(stage.logits - reference.logits)
+    out: dict[str, Any] = {
+        "reference": reference.name,
+        "stage": stage.name,
         "agreement": float((d_ref == d_stage).mean()),
         "record_agreement": float((d_ref == d_stage).all(axis=1).mean()),
-        "max_abs_logit_diff": float(np.abs(stage.logits - reference.logits).max()),
+        "max_abs_logit_diff": float(delta.max()),
+        "mean_abs_logit_diff": float(delta.mean()),
         "cosine_mean": None,
         "cosine_min": None,
     }

@@ -228,21 +228,9 @@ def golden_section(result: ParityResult) -> list[str]:
     return ["<h2>Golden vectors and bundle checks</h2>", _table(["check", "subject", "result", "detail"], rows)]
 
 
-def render_html(result: ParityResult) -> str:
-    """The whole report as one HTML string (images inline as data:image/png;base64)."""
-    if result.kind != "multilabel":  # regression / one-of-N heads (echo): their own sections
-        from .echo_report import render_output_html
-
-        return render_output_html(result)
-    parts = [page_start(verdict_heading(result)),
-             f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
-             f"{html.escape(str(result.data.get('root')))}</code>, "
-             f"label set {html.escape(str(result.data.get('label_set')))}"
-             f", folds {html.escape(str(result.data.get('folds')))}, {result.data.get('records')} records. "
-             f"Gates from {html.escape(result.gate_source)}.</p>"]
-    parts += gates_section(result)
-
-    parts.append("<h2>Accuracy per stage</h2>")
+def accuracy_sections(result: ParityResult) -> list[str]:
+    """Accuracy per stage, differences between stages, ROC curves and per-class AUC differences."""
+    parts = ["<h2>Accuracy per stage</h2>"]
     rows = []
     for name in result.stages:
         m = result.metrics[name]
@@ -266,6 +254,106 @@ def render_html(result: ParityResult) -> str:
     parts.append(f'<img alt="ROC curves" src="{roc_figure(result)}">')
     parts.append("<h2>Per-class AUC differences</h2>")
     parts.append(f'<img alt="per-class AUC differences" src="{auc_diff_figure(result)}">')
+    return parts
+
+
+def unlabelled_section(result: ParityResult) -> list[str]:
+    """Without diagnoses: how far each stage's decisions, logits and embeddings are from its references."""
+    rows = [[stage, ref, c["agreement"], c["record_agreement"], c["cosine_mean"], c["cosine_min"],
+             c["mean_abs_logit_diff"], c["max_abs_logit_diff"]]
+            for stage, refs in result.comparisons.items() for ref, c in refs.items()]
+    return ["<h2>Differences between stages (unlabelled)</h2>",
+            _table(["stage", "vs", "decision agreement", "records all-equal", "cosine mean", "cosine min",
+                    "mean |logit diff|", "max |logit diff|"], rows), *skipped_section(result)]
+
+
+def data_section(result: ParityResult) -> list[str]:
+    """Records skipped with their reason, and diagnosis codes the mapping table does not know."""
+    parts = []
+    report = result.data.get("skip_report") or {}
+    if report.get("skipped"):
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(report["counts"].items()))
+        parts.append(f"<p>Records skipped: {report['skipped']} ({html.escape(counts)}).</p>")
+        parts.append(_table(["record", "reason", "problem"],
+                            [[r["path"], r["reason"], r["problem"]] for r in report["records"][:50]]))
+    unmapped = result.data.get("unmapped_codes") or {}
+    if unmapped:
+        parts.append(f"<p>Diagnosis codes outside the mapping table ({sum(unmapped.values())} occurrences): "
+                     + ", ".join(f"{html.escape(str(k))} &times;{v}" for k, v in unmapped.items()) + "</p>")
+    return parts
+
+
+def strata_figure(result: ParityResult, block: dict[str, Any]) -> str:
+    """One panel per stratum value: macro AUC with its CI per stage (agreement vs teacher when unlabelled)."""
+    plt = _plt()
+    names = list(result.stages)
+    groups = block["groups"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(3.0, 2.6 * len(groups)), 3.2), squeeze=False,
+                             sharey=True)
+    for ax, group in zip(axes[0], groups, strict=True):
+        for i, name in enumerate(names):
+            if result.labelled:
+                m = group["stages"][name]
+                value, (lo, hi) = m["macro_auc"], m["macro_auc_ci"]
+            else:
+                value = 1.0 if name == "teacher-fp32" else group["comparisons"][name]["teacher"]["agreement"]
+                lo = hi = None
+            if value is None:
+                continue
+            err = None if lo is None or hi is None else [[value - lo], [hi - value]]
+            ax.bar(i, value, color=_colour(names, name), yerr=err, capsize=3, label=name)
+        ax.set_title(f"{block['column']} = {group['value']} (n={group['records']})", fontsize=8)
+        ax.set_xticks([])
+    axes[0, 0].set_ylabel("macro AUC (95% CI)" if result.labelled else "decision agreement vs teacher")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Parity per {block['column']}", y=1.04)
+    return figure_png(fig)
+
+
+def strata_sections(result: ParityResult) -> list[str]:
+    parts = []
+    for block in result.strata:
+        parts.append(f"<h2>Parity per {html.escape(block['column'])}</h2>")
+        rows = []
+        for group in block["groups"]:
+            for name in result.stages:
+                comp = group["comparisons"].get(name, {})
+                teacher, student = comp.get("teacher", {}), comp.get("student-fp32", {})
+                auc = (group.get("stages") or {}).get(name, {})
+                rows.append([group["value"], group["records"], name, auc.get("macro_auc"),
+                             _ci(auc.get("macro_auc_ci", [None, None])), teacher.get("macro_auc_diff"),
+                             _ci(teacher.get("macro_auc_diff_ci", [None, None])), student.get("macro_auc_diff"),
+                             _ci(student.get("macro_auc_diff_ci", [None, None])), teacher.get("agreement"),
+                             student.get("agreement"), student.get("cosine_mean")])
+        parts.append(_table([block["column"], "records", "stage", "macro AUC", "95% CI", "vs teacher",
+                             "paired 95% CI", "vs student FP32", "paired 95% CI", "agreement vs teacher",
+                             "agreement vs student FP32", "cosine vs student FP32"], rows))
+        parts.append(f'<img alt="parity per {html.escape(block["column"])}" src="{strata_figure(result, block)}">')
+    return parts
+
+
+def render_html(result: ParityResult) -> str:
+    """The whole report as one HTML string (images inline as data:image/png;base64)."""
+    if result.kind != "multilabel":  # regression / one-of-N heads (echo): their own sections
+        from .echo_report import render_output_html
+
+        return render_output_html(result)
+    data = result.data
+    where = (f"folds {data.get('folds')}" if data.get("folds") else "every record") + (
+        f", label set {data.get('label_set')}" if data.get("label_set") else "")
+    parts = [page_start(verdict_heading(result)),
+             f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
+             f"{html.escape(str(data.get('root')))}</code> ({html.escape(str(data.get('format', 'ptbxl')))}, "
+             f"{html.escape(where)}), {data.get('records')} records"
+             f"{'' if result.labelled else ', unlabelled: agreement, cosine and logit differences only'}. "
+             f"Gates from {html.escape(result.gate_source)}.</p>"]
+    parts += data_section(result)
+    parts += gates_section(result)
+    if result.labelled:
+        parts += accuracy_sections(result)
+    else:
+        parts += unlabelled_section(result)
+    parts += strata_sections(result)
 
     parts.append("<h2>Bland-Altman</h2>")
     int8 = [s for s in result.gated_stages if s in result.stages]

@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from ..data.errors import DataError
-from ..data.paths import data_root, find_ptbxl
 from ..data.preprocess import EcgPreprocessing
-from ..data.ptbxl import SUPERCLASSES, PtbXl
+from ..data.sources import LabelledRecords, open_source
 from .evaluate import (
     OutputsModel,
     ParityError,
     StageOutputs,
     compare_stages,
+    compare_unlabelled,
     run_stage,
     stage_metrics,
 )
 from .gates import GateFailure, GateResult, check_gates, gates_for_kind, resolve_gates
+from .strata import stratify, stratum_values
 from .sweep import DEFAULT_SWEEP, SweepAxis, SweepStage, run_sweep, sweep_conditions
 
 TEACHER = "teacher-fp32"
@@ -43,7 +43,8 @@ ROLE_STAGES: dict[str, tuple[str, bool]] = {
     "onnx-fp32": ("student-fp32-onnxruntime", False),
     "openvino-fp32-xml": ("student-fp32-openvino", False),
 }
-TASK_LABEL_SETS = {"ptbxl-super": "superdiagnostic", "ptbxl-superdiagnostic": "superdiagnostic", "ptbxl-all": "all"}
+PTBXL_PARITY_FOLDS = (9, 10)
+AUC_GATES = ("auc_drop_teacher", "auc_drop_fp32_int8")
 # echo perturbation sweep: (kind, EchoJEPA preset level) of `data.echo_perturb.EchoPerturbation`
 ECHO_SWEEP: tuple[tuple[str, int], ...] = (("depth", 1), ("depth", 2), ("depth", 3),
                                            ("shadow", 1), ("shadow", 2), ("shadow", 3))
@@ -53,10 +54,14 @@ REPORT_HTML = "reports/parity.html"
 
 @dataclass
 class ParityConfig:
-    """What to evaluate and how strictly. Defaults: PTB-XL folds 9+10 pooled, 1000 bootstrap rounds."""
+    """What to evaluate and how strictly. Defaults: PTB-XL folds 9+10 pooled (every record of any other folder),
+    1000 bootstrap rounds."""
 
-    folds: tuple[int, ...] = (9, 10)
-    label_set: str | None = None  # default: from the teacher's task
+    folds: tuple[int, ...] | None = None  # None: PTB-XL 9+10; other folders: every record
+    format: str | None = None  # data source: ptbxl, challenge, labels-csv, wfdb (None: by what the folder holds)
+    strata: tuple[str, ...] = ()  # per-stratum parity for these columns (site, sex, age_band, fold, labels.csv ...)
+    unlabelled: bool = False  # agreement, cosine and logit differences only (no labels needed)
+    skip_bad: bool = True  # unusable records are skipped and counted with their reason (False: the first one raises)
     limit: int | None = None  # at most this many records (None: all of the folds)
     batch_size: int = 32
     n_boot: int = 1000
@@ -106,6 +111,8 @@ class ParityResult:
     bundle: str | None = None
     report_paths: dict[str, str] = field(default_factory=dict)
     output: dict[str, Any] | None = None  # the teacher's TaskOutput.to_dict(); None: multi-label (ECG)
+    strata: list[dict[str, Any]] = field(default_factory=list)  # `strata.stratify` per requested column
+    labelled: bool = True  # False: unlabelled parity (agreement, cosine, logit differences; no accuracy metrics)
     gates_not_applied: dict[str, str] = field(default_factory=dict)  # gate -> why it was not checked
 
     @property
@@ -145,6 +152,8 @@ class ParityResult:
             "perturbation": self.sweep,
             "regression": self.regression,
             "config": self.config,
+            "labelled": self.labelled,
+            "strata": self.strata,
         } | ({"output": self.output} if self.output is not None else {}) | (
             {"gates_not_applied": self.gates_not_applied} if self.gates_not_applied else {})
 
@@ -176,24 +185,47 @@ def evaluate_stages(labels: np.ndarray, classes: list[str], thresholds: np.ndarr
                         gate_results=results)
 
 
-def _ptbxl_root(data: str | Path | None) -> Path:
-    found = find_ptbxl(data)
-    if found is None:
-        root = data_root(data)
-        raise DataError(f"{root}: no PTB-XL table (ptbxl_database.csv) here or in {root / 'ptbxl'}; "
-                        "pass --data the PTB-XL folder (or set JEPA_EDGE_DATA)")
-    return found
+def evaluate_unlabelled(records: int, classes: list[str], thresholds: np.ndarray,
+                        stages: Mapping[str, StageOutputs], gated_stages: list[str],
+                        gates: Mapping[str, float], gate_source: str = "profile") -> ParityResult:
+    """Parity without ground truth: agreement, logit differences and cosine of every stage against the teacher
+    and the student FP32; the AUC gates are recorded as not applied."""
+    for required in (TEACHER, STUDENT):
+        if required not in stages:
+            raise ParityError(f"parity needs a {required!r} stage (got {sorted(stages)})")
+    all_gates = gates_for_kind(gates, "multilabel")
+    applied = {k: v for k, v in all_gates.items() if k not in AUC_GATES}
+    comparisons: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, s in stages.items():
+        if name == TEACHER:
+            continue
+        comparisons[name] = {"teacher": compare_unlabelled(stages[TEACHER], s, thresholds, same_embedding_space=False)}
+        if name != STUDENT:
+            comparisons[name]["student-fp32"] = compare_unlabelled(stages[STUDENT], s, thresholds)
+    result = ParityResult(classes=list(classes), labels=np.zeros((records, 0)),
+                          thresholds=np.asarray(thresholds, dtype=np.float64), data={}, stages=dict(stages),
+                          gated_stages=list(gated_stages), skipped={}, metrics={}, comparisons=comparisons,
+                          gates=applied, gate_source=gate_source,
+                          gate_results=check_gates(comparisons, applied, gated_stages), labelled=False)
+    result.gates_not_applied = {g: "unlabelled data: no AUC without diagnoses" for g in AUC_GATES if g in all_gates}
+    return result
 
 
-def _label_set(meta: Mapping[str, Any], cfg: ParityConfig) -> str:
-    if cfg.label_set:
-        return cfg.label_set
-    task = str(meta.get("task", ""))
-    if task in TASK_LABEL_SETS:
-        return TASK_LABEL_SETS[task]
-    if tuple(meta.get("labels", ())) == SUPERCLASSES:
-        return "superdiagnostic"
-    raise ParityError(f"cannot tell which PTB-XL label set the teacher's task {task!r} uses; set label_set")
+def load_held_out(data: str | Path | None, cfg: ParityConfig, classes: list[str], teacher_pre: EcgPreprocessing,
+                  student_pre: Any, say: Callable[[str], None]) -> tuple[LabelledRecords, tuple[int, ...] | None]:
+    """The evaluation records from the data source (`cfg.format`, else by what the folder holds): PTB-XL folds
+    9+10 by default, every record of any other folder unless `cfg.folds` picks folds of its split column.
+    Records come at the teacher's rate and lead order; shorter than a model window -> skipped (counted)."""
+    source = open_source(data, cfg.format)
+    folds = cfg.folds if cfg.folds is not None else (PTBXL_PARITY_FOLDS if source.format == "ptbxl" else None)
+    where = f"folds {list(folds)}" if folds is not None else "every record"
+    say(f"loading {source.format} records from {source.root} ({where})")
+    held = source.records(folds, classes=None if cfg.unlabelled else classes, leads=teacher_pre.leads,
+                          fs=teacher_pre.fs, min_seconds=max(teacher_pre.window_s, student_pre.window_s),
+                          limit=cfg.limit, skip_bad=cfg.skip_bad, labelled=not cfg.unlabelled)
+    if not cfg.unlabelled and list(held.classes) != classes:
+        raise ParityError(f"{source.root}: the data give classes {list(held.classes)}, the teacher predicts {classes}")
+    return held, folds
 
 
 def _profile_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -326,7 +358,9 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     `teacher` and `student` are classifier model folders; `bundle` a built bundle (its INT8 artefacts become
     gated stages, its golden vectors are re-run and the report is written into it). `extra_stages` maps a
     stage name to any model file `open_engine` accepts, gated like a bundle INT8 artefact (e.g. a quantized
-    model that is not bundled yet). ECG models are evaluated on PTB-XL records (`cfg.folds`); echo models on
+    model that is not bundled yet). ECG models are evaluated on the records of any labelled source
+    (`data.sources`: PTB-XL folds 9+10, a Challenge folder, a labels.csv folder; `cfg.unlabelled` for any WFDB
+    folder without labels, `cfg.strata` for per-site / per-column parity); echo models on
     an EchoNet-layout folder's `cfg.split` videos (`parity.echo`). Returns the result; call
     `raise_for_gates()` to fail on a gate.
     """
@@ -356,7 +390,6 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
                                extra_stages, say)
 
     classes = list(teacher_meta.get("labels") or [])
-    label_set = _label_set(teacher_meta, cfg)
     manifest: dict[str, Any] | None = None
     golden = run_golden(opened, cfg, say)
     if opened is not None:
@@ -371,15 +404,10 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     if student_labels != classes:
         raise ParityError(f"student labels {student_labels} differ from the teacher's {classes}: not the same task")
 
-    root = _ptbxl_root(data)
-    say(f"loading PTB-XL folds {list(cfg.folds)}")
-    held_out = PtbXl(root).load(label_set, folds=cfg.folds, limit=cfg.limit)
-    if list(held_out.classes) != classes:
-        raise ParityError(f"{root}: label set {label_set!r} gives classes {list(held_out.classes)}, "
-                          f"the teacher predicts {classes}")
+    teacher_pre = EcgPreprocessing.from_dict(teacher_meta["preprocessing"])
+    held_out, folds = load_held_out(data, cfg, classes, teacher_pre, student_pre, say)
     y = held_out.labels
     signals, fs = held_out.signals, held_out.fs
-    teacher_pre = EcgPreprocessing.from_dict(teacher_meta["preprocessing"])
     engines, gated, skipped = collect_engines(teacher_dir, teacher_pre, student_dir, student_pre, opened,
                                               extra_stages, cfg, **engine_options(cfg))
 
@@ -391,19 +419,25 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
 
     gates, source = resolved_gates(cfg, manifest)
     say("metrics and bootstrap")
-    result = evaluate_stages(y, classes, thresholds, outputs, gated, gates, cfg.n_boot, cfg.seed, cfg.specificity,
-                             gate_source=source)
+    if y is None:
+        result = evaluate_unlabelled(len(held_out), classes, thresholds, outputs, gated, gates, gate_source=source)
+    else:
+        result = evaluate_stages(y, classes, thresholds, outputs, gated, gates, cfg.n_boot, cfg.seed,
+                                 cfg.specificity, gate_source=source)
     result.skipped = skipped
     result.golden = golden
     result.bundle = str(bundle) if bundle is not None else None
-    result.data = {"root": str(root), "label_set": label_set, "folds": list(cfg.folds), "records": int(len(y)),
-                   "fs": float(fs), "positives": {c: int(v) for c, v in zip(classes, y.sum(axis=0), strict=True)},
-                   "skip_report": held_out.report.to_dict() if held_out.report else None}
+    result.data = held_out.to_dict() | {"folds": None if folds is None else list(folds),
+                                        "leads": list(held_out.leads)}
     result.config = _config_dict(cfg)
+    for column in cfg.strata:
+        say(f"strata: {column}")
+        values = stratum_values(held_out.strata, column, str(held_out.info.get("root")))
+        result.strata.append(stratify(column, values, y, outputs, gated, classes, thresholds, cfg.n_boot, cfg.seed))
     if golden is not None:
         result.gate_results.append(golden_gate(golden))
 
-    if cfg.sweep:
+    if cfg.sweep and y is not None:  # the sweep reports macro AUC: labelled data only
         sweep_names = [TEACHER, STUDENT, *gated]
         stages = {n: SweepStage(engines[n][0], engines[n][1]) for n in sweep_names}
         total = sweep_conditions(cfg.sweep_axes)

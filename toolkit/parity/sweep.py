@@ -50,7 +50,8 @@ class SweepStage:
     pre: EcgPreprocessing
 
 
-def run_sweep(signals: np.ndarray, fs: float, labels: np.ndarray, stages: Mapping[str, SweepStage],
+def run_sweep(signals: np.ndarray | Sequence[np.ndarray], fs: float, labels: np.ndarray,
+              stages: Mapping[str, SweepStage],
               axes: Sequence[SweepAxis] = DEFAULT_SWEEP, seed: int = 0, batch_size: int = 32,
               leads: Sequence[str] | None = None,
               progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -60,7 +61,7 @@ def run_sweep(signals: np.ndarray, fs: float, labels: np.ndarray, stages: Mappin
     conditions += [(axis.kind, axis.unit, sev) for axis in axes for sev in axis.severities]
     rows = []
     for kind, unit, severity in conditions:
-        perturbed = signals if severity is None else perturb(signals, fs, kind, severity, seed=seed, leads=lead_names)
+        perturbed = signals if severity is None else perturb_records(signals, fs, kind, severity, seed, lead_names)
         for name, stage in stages.items():
             out = run_stage(name, stage.model, perturbed, fs, stage.pre, batch_size=batch_size, latency_runs=0,
                             info={})
@@ -69,6 +70,14 @@ def run_sweep(signals: np.ndarray, fs: float, labels: np.ndarray, stages: Mappin
         if progress:
             progress(f"{kind} {severity if severity is not None else ''}".strip())
     return rows
+
+
+def perturb_records(signals: np.ndarray | Sequence[np.ndarray], fs: float, kind: str, severity: float | str,
+                    seed: int, leads: Sequence[str]) -> np.ndarray | list[np.ndarray]:
+    """`perturb` on a stacked array, or record by record (same seed each) on records of different lengths."""
+    if isinstance(signals, np.ndarray):
+        return perturb(signals, fs, kind, severity, seed=seed, leads=leads)
+    return [perturb(rec[None], fs, kind, severity, seed=seed, leads=leads)[0] for rec in signals]
 
 
 def sweep_conditions(axes: Sequence[SweepAxis] = DEFAULT_SWEEP) -> int:

@@ -27,9 +27,9 @@ from torch import nn
 from ..config import ConfigError
 from ..data.datasets import preprocess_set
 from ..data.errors import DataError
-from ..data.paths import find_ptbxl
 from ..data.preprocess import EcgPreprocessing
-from ..data.ptbxl import PtbXl
+from ..data.ptbxl import SUPERCLASSES
+from ..data.sources import PtbXlSource, open_source
 from ..io import atomic_write_json
 from ..models.checkpoint import encoder_spec, load_encoder, save_model
 from ..models.heads import Classifier, LinearHead, build_head
@@ -77,6 +77,8 @@ class TaskData:
     train: Split
     val: Split
     test: Split
+    source: str = "ptbxl"
+    skipped: dict[str, dict] | None = None  # per split: the SkipReport of records left out, with reasons
 
 
 @dataclass
@@ -92,8 +94,12 @@ def label_set_for(task: str) -> str:
     return TASKS[task]
 
 
-def _split_windows(signals: np.ndarray, fs: float, labels: np.ndarray, ids: list[str],
+def _split_windows(signals: np.ndarray | list[np.ndarray], fs: float, labels: np.ndarray, ids: list[str],
                    pre: EcgPreprocessing) -> Split:
+    if not isinstance(signals, np.ndarray):  # records of different lengths (a user folder): window each one
+        hop = max(1, pre.window // 2)
+        per = [pre.windows(pre(rec, fs_in=fs), hop=hop).astype(np.float32) for rec in signals]
+        return Split(np.concatenate(per), np.repeat(np.arange(len(per)), [len(p) for p in per]), labels, ids)
     x = preprocess_set(signals, fs, pre)
     if x.shape[-1] < pre.window:
         raise TaskError(f"records have {x.shape[-1]} samples at {pre.fs} Hz, shorter than the encoder window "
@@ -107,19 +113,33 @@ def _split_windows(signals: np.ndarray, fs: float, labels: np.ndarray, ids: list
 
 def load_task_data(data_dir: str | Path | None, task: str, pre: EcgPreprocessing,
                    limit: int | None = None) -> TaskData:
-    """PTB-XL train/val/test for `task`, preprocessed exactly as the encoder expects (its leads, fs, window)."""
+    """Train/val/test for `task` from any labelled source (`data.sources`: PTB-XL folds, a Challenge folder, a
+    labels.csv folder; user folders split by their split/fold column or a hash of the record name),
+    preprocessed exactly as the encoder expects (its leads, fs, window). Unusable records are skipped and
+    counted in `TaskData.skipped`."""
     label_set = label_set_for(task)
-    root = find_ptbxl(data_dir)
-    if root is None:
-        raise TaskError(f"{data_dir}: no PTB-XL folder (ptbxl_database.csv) found for task {task!r}")
-    db = PtbXl(root)
+    try:
+        source = open_source(data_dir)
+    except DataError as exc:
+        raise TaskError(f"{data_dir}: no labelled data for task {task!r}: {exc}") from exc
+    if source.format == "wfdb":
+        raise TaskError(f"{source.root}: WFDB records without labels; task {task!r} needs PTB-XL, a Challenge "
+                        "folder or a labels.csv folder")
+    ptbxl = isinstance(source, PtbXlSource)
+    if ptbxl:  # PTB-XL: the task's label set, records at 500 Hz (the preprocessing resamples), bad records raise
+        wanted: tuple[str, ...] | None = source.db.labels(label_set)[1]
+    else:
+        wanted = SUPERCLASSES if label_set == "superdiagnostic" else None
     splits = {}
     classes: tuple[str, ...] = ()
+    skipped: dict[str, dict] = {}
     for name in ("train", "val", "test"):
-        s = db.load(label_set, split=name, leads=pre.leads, limit=limit)
+        s = source.records(name, classes=wanted, leads=pre.leads, fs=None if ptbxl else pre.fs,
+                           min_seconds=0.0 if ptbxl else pre.window_s, limit=limit, skip_bad=not ptbxl)
         classes = s.classes
+        skipped[name] = s.report.to_dict()
         splits[name] = _split_windows(s.signals, s.fs, s.labels, s.ids, pre)
-    return TaskData(task, classes, **splits)
+    return TaskData(task, classes, **splits, source=source.format, skipped=skipped)
 
 
 @torch.no_grad()
