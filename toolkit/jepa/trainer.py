@@ -12,74 +12,22 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..config import to_dict
 from ..models.checkpoint import encoder_spec, save_model
 from ..models.vit import TokenEncoder, gather_tokens
 from . import checkpoint as ckpt
+from .config import PretrainConfig
 from .distributed import DistInfo, barrier, init_distributed
-from .sampling import BatchPlan, StepBatchSampler, rank_slice, step_rng
-
-MaskSampler = Callable[[int, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class PretrainConfig:
-    """Defaults follow ECG-JEPA (AdamW betas 0.9/0.99, EMA 0.998->0.9995, wd 0.01->0.1, cosine lr)."""
-
-    modality: str = "ecg"
-    data: str | None = None
-    model: str = "vit-s"
-    out: str = "runs/pretrain"
-    steps: int = 1000
-    batch_size: int = 64  # global, split evenly over ranks
-    lr: float = 1e-3
-    min_lr: float = 1e-6
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    final_weight_decay: float = 0.1
-    ema: float = 0.998
-    final_ema: float = 0.9995
-    betas: tuple[float, float] = (0.9, 0.99)
-    eps: float = 1e-6
-    grad_clip: float = 1.0
-    keep_ratio: tuple[float, float] = (0.15, 0.25)
-    min_block: int = 10
-    patch: int = 25
-    seed: int = 0
-    num_workers: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
-    activation_checkpointing: bool = False
-    fsdp: str = "auto"  # auto: FSDP for vit-l / vit-g when several ranks; "on" / "off"
-    compile: bool = False
-    skip_bad: bool = False
-    max_records: int | None = None
-    device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)  # modality-specific options (e.g. echo frames)
-
-
-@dataclass
-class JepaTask:
-    """What a modality provides to the shared trainer."""
-
-    encoder: TokenEncoder
-    predictor: nn.Module
-    windows: Dataset  # items are (record, offset) -> tensor
-    plan: BatchPlan
-    masks: MaskSampler
-    meta: dict[str, Any]  # written into the exported encoder's meta.json (preprocessing, data summary)
+from .sampling import StepBatchSampler, rank_slice, step_rng
+from .task import JepaTask, MaskSampler
 
 
 def lr_at(cfg: PretrainConfig, step: int) -> float:
@@ -258,4 +206,4 @@ def export_encoder(out: Path, target: nn.Module, meta: dict[str, Any], cfg: Pret
     )
 
 
-__all__ = ["JepaTask", "PretrainConfig", "pretrain", "rank_slice"]
+__all__ = ["JepaTask", "MaskSampler", "PretrainConfig", "pretrain", "rank_slice"]
