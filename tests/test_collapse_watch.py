@@ -20,6 +20,11 @@ def test_stats_tell_a_spread_batch_from_a_collapsed_one() -> None:
     assert spread["target_std_unit"] > 0.5 and spread["target_rankme"] > 15
     line = torch.randn(32, 1) * torch.randn(1, 64)  # every embedding on one direction
     assert embedding_stats(line)["target_rankme"] < 1.5
+    with pytest.warns(CollapseWarning, match="RankMe"):
+        assert CollapseWatch().check(embedding_stats(line), step=3)["collapse_warning"] is True
+    tiny = embedding_stats(torch.randn(4, 64))  # 4 samples span at most 3 directions: RankMe is not judged
+    assert tiny["target_rank_max"] == 3 and CollapseWatch().check(tiny | {"target_rankme": 1.2}, 1)[
+        "collapse_warning"] is False
     const = embedding_stats(torch.ones(32, 64))
     assert const["target_std_unit"] < 1e-6
     watch = CollapseWatch()
@@ -55,3 +60,17 @@ def test_zeroed_encoder_warns_and_healthy_run_does_not(ptbxl_dir: Path, tmp_path
     for r in rows:
         assert r["collapse_warning"] is False
         assert r["target_std"] > 0 and r["target_std_unit"] > 0.01 and 2 < r["target_rankme"] <= 7.01
+
+
+def test_echo_pretraining_logs_the_same_collapse_fields(tmp_path: Path) -> None:
+    cfg = PretrainConfig(modality="echo", data="synthetic", model="vit-tiny", steps=2, batch_size=4, warmup_steps=1,
+                         checkpoint_every=2, log_every=1, out=str(tmp_path / "echo"),
+                         extra={"videos": 8, "frames": 8, "size": 64})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        run = pretrain(cfg)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["collapse_warning"] is False and r["target_rank_max"] == 3
+        assert r["target_std_unit"] > 0.01 and 1 <= r["target_rankme"] <= 3.01

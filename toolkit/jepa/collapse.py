@@ -7,7 +7,7 @@ shows in the target's embeddings across a batch (each window's tokens mean-poole
   the embeddings spread over the sphere, 0 when collapsed), scale-free, so one threshold fits every model;
 - `target_rankme`: RankMe (Garrido et al. 2023), exp of the entropy of the normalised singular values of the
   batch-centred embeddings: how many directions the batch actually spans (at most min(batch - 1, dim));
-- `target_rank_frac`: rankme divided by that maximum.
+- `target_rank_frac`: rankme divided by that maximum (`target_rank_max`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def embedding_stats(pooled: torch.Tensor) -> dict[str, float]:
     rankme = torch.exp(-(p * p.log()).sum())
     top = max(1, min(b - 1, d))
     return {"target_std": float(std), "target_std_unit": float(unit), "target_rankme": float(rankme),
-            "target_rank_frac": float(rankme) / top}
+            "target_rank_frac": float(rankme) / top, "target_rank_max": top}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class CollapseThresholds:
 
     min_std_unit: float = 0.01
     min_rankme: float = 2.0
+    min_rank_max: int = 8  # RankMe is judged only when the batch could span 8+ directions (global batch >= 9):
+    # a batch of 4 spans at most 3, and a healthy one measured 1.3 there (synthetic echo, 2 steps)
 
 
 class CollapseWatch:
@@ -63,7 +65,8 @@ class CollapseWatch:
 
     def check(self, stats: dict[str, float], step: int) -> dict[str, float | bool]:
         t = self.thresholds
-        collapsing = stats["target_std_unit"] < t.min_std_unit or stats["target_rankme"] < t.min_rankme
+        low_rank = stats["target_rank_max"] >= t.min_rank_max and stats["target_rankme"] < t.min_rankme
+        collapsing = stats["target_std_unit"] < t.min_std_unit or low_rank
         if collapsing and not self.warned:
             self.warned = True
             warnings.warn(
