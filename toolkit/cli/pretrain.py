@@ -39,8 +39,14 @@ def pretrain(
     with progress_bar(disable=os.environ.get("RANK", "0") != "0") as bar:  # one bar per job, not per rank
         task_id = bar.add_task(f"pretrain {cfg.model}", total=cfg.steps, status="")
 
+        status = ""
+
         def update(done: int, total: int, info: dict) -> None:
-            bar.update(task_id, completed=done, status=f"loss {info['loss']:.4f}")
+            nonlocal status
+            if "target_rankme" in info:  # a logged step: the collapse watch's figures stay until the next one
+                flag = "  [bold red]COLLAPSE?[/]" if info["collapse_warning"] else ""
+                status = f"  std {info['target_std_unit']:.3f}  rankme {info['target_rankme']:.1f}{flag}"
+            bar.update(task_id, completed=done, status=f"loss {info['loss']:.4f}{status}")
 
         run = run_pretrain(cfg, progress=update)
     console.print(f"teacher encoder: [bold]{Path(run) / 'encoder'}[/]  metrics: {Path(run) / 'metrics.jsonl'}")

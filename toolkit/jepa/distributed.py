@@ -41,6 +41,24 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 
+def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> float:
+    """A scalar averaged over ranks (equal per-rank batches: the global batch's mean); a collective."""
+    if not (info.enabled and dist.is_initialized()):
+        return float(value)
+    total = value.detach().float().reshape(1).clone()
+    dist.all_reduce(total)
+    return float(total) / info.world
+
+
+def all_gather_rows(rows: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Every rank's (n, ...) rows stacked in rank order, i.e. the global batch; a collective."""
+    if not (info.enabled and dist.is_initialized()):
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(info.world)]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,11 +15,10 @@ from ..data.paths import data_root, find_ptbxl
 from ..data.preprocess import EcgPreprocessing
 from ..data.ptbxl import SPLIT_FOLDS, PtbXl
 from ..models.ecg import EcgEncoder, EcgEncoderSpec, ecg_predictor
+from .config import PretrainConfig
 from .masks import EcgBlockMasks
 from .sampling import RandomWindows
-
-if TYPE_CHECKING:
-    from .trainer import JepaTask, PretrainConfig
+from .task import JepaTask
 
 
 def load_pretraining_signals(
@@ -54,8 +52,6 @@ def load_pretraining_signals(
 
 
 def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
-    from .trainer import JepaTask
-
     if cfg.data is not None and is_pack(cfg.data):
         return build_packed_ecg_task(cfg)
     base = EcgPreprocessing()
@@ -81,8 +77,6 @@ def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
 def build_packed_ecg_task(cfg: PretrainConfig) -> JepaTask:
     """`cfg.data` is a pack folder: memory-mapped shards already filtered at the model rate, normalisation
     constants from the pack index, and an epoch plan that visits every window slot once per epoch."""
-    from .trainer import JepaTask
-
     windows = PackedWindows(cfg.data, max_records=cfg.max_records)
     pre = windows.pre
     encoder = EcgEncoder(EcgEncoderSpec(size=cfg.model, leads=pre.num_leads, samples=pre.window, patch=cfg.patch))

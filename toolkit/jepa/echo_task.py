@@ -9,7 +9,7 @@ sampler picks (video, start frame) pairs, so runs resume exactly like ECG ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,11 +23,10 @@ from ..data.pack import is_pack
 from ..data.packed import EpochPlan, PackedClips
 from ..data.synthetic_echo import SyntheticEchoConfig, synthetic_dataset
 from ..models.video import VideoEncoder, VideoEncoderSpec, video_predictor
+from .config import PretrainConfig
 from .masks3d import MultiblockMasks3d
 from .sampling import BatchPlan, RandomWindows
-
-if TYPE_CHECKING:
-    from .trainer import JepaTask, PretrainConfig
+from .task import JepaTask
 
 EXTRA_KEYS = {"frames", "fps", "size", "videos", "seed_videos", "pos_embed", "long_range_prob", "perturb_prob",
               "seconds"}
@@ -96,8 +95,6 @@ def load_pretraining_videos(data: str | Path | None, pre: EchoPreprocessing, ext
 
 
 def build_echo_task(cfg: PretrainConfig) -> JepaTask:
-    from .trainer import JepaTask
-
     extra = dict(cfg.extra or {})
     unknown = sorted(set(extra) - EXTRA_KEYS)
     if unknown:

@@ -12,74 +12,24 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..config import ConfigError, to_dict
 from ..models.checkpoint import encoder_spec, save_model
 from ..models.vit import TokenEncoder, gather_tokens
 from . import checkpoint as ckpt
-from .distributed import DistInfo, barrier, init_distributed
-from .sampling import BatchPlan, StepBatchSampler, rank_slice, step_rng
-
-MaskSampler = Callable[[int, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class PretrainConfig:
-    """Defaults follow ECG-JEPA (AdamW betas 0.9/0.99, EMA 0.998->0.9995, wd 0.01->0.1, cosine lr)."""
-
-    modality: str = "ecg"
-    data: str | None = None
-    model: str = "vit-s"
-    out: str = "runs/pretrain"
-    steps: int = 1000
-    batch_size: int = 64  # global, split evenly over ranks
-    lr: float = 1e-3
-    min_lr: float = 1e-6
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    final_weight_decay: float = 0.1
-    ema: float = 0.998
-    final_ema: float = 0.9995
-    betas: tuple[float, float] = (0.9, 0.99)
-    eps: float = 1e-6
-    grad_clip: float = 1.0
-    keep_ratio: tuple[float, float] = (0.15, 0.25)
-    min_block: int = 10
-    patch: int = 25
-    seed: int = 0
-    num_workers: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16"
-    activation_checkpointing: bool = False
-    fsdp: str = "auto"  # auto: FSDP for vit-l / vit-g when several ranks; "on" / "off"
-    compile: bool = False
-    skip_bad: bool = False
-    max_records: int | None = None
-    device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)  # modality-specific options (e.g. echo frames)
-
-
-@dataclass
-class JepaTask:
-    """What a modality provides to the shared trainer."""
-
-    encoder: TokenEncoder
-    predictor: nn.Module
-    windows: Dataset  # items are (record, offset) -> tensor
-    plan: BatchPlan
-    masks: MaskSampler
-    meta: dict[str, Any]  # written into the exported encoder's meta.json (preprocessing, data summary)
+from .collapse import CollapseWatch, embedding_stats
+from .config import PretrainConfig
+from .distributed import DistInfo, all_gather_rows, barrier, init_distributed, mean_over_ranks
+from .sampling import StepBatchSampler, rank_slice, step_rng
+from .sharding import after_no_grad_forward, ema_update, full_state_dict, shard, wants_fsdp, wrap_student
+from .task import JepaTask, MaskSampler
 
 
 def lr_at(cfg: PretrainConfig, step: int) -> float:
@@ -129,21 +79,6 @@ class ContextPredictor(nn.Module):
         return self.predictor(self.encoder(x, keep), keep, target)
 
 
-def _wrap(module: nn.Module, cfg: PretrainConfig, info: DistInfo, use_fsdp: bool) -> nn.Module:
-    if not info.enabled:
-        return module
-    if use_fsdp:
-        from torch.distributed.fsdp import fully_shard
-
-        for sub in module.modules():
-            if sub.__class__.__name__ == "Block":
-                fully_shard(sub)
-        return fully_shard(module)
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    return DDP(module, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
-
-
 def pretrain(
     cfg: PretrainConfig,
     task: JepaTask | None = None,
@@ -163,10 +98,10 @@ def pretrain(
     target = copy.deepcopy(encoder).requires_grad_(False)
     student = ContextPredictor(encoder, predictor).to(info.device)
     target.to(info.device)
-    use_fsdp = cfg.fsdp == "on" or (cfg.fsdp == "auto" and info.enabled and encoder.size.name in ("vit-l", "vit-g"))
-    model = _wrap(student, cfg, info, use_fsdp)
+    use_fsdp = wants_fsdp(cfg.fsdp, info, encoder.size.name)
+    model = wrap_student(student, info, use_fsdp)
     if use_fsdp:
-        _wrap(target, cfg, info, True)
+        shard(target)  # exactly like the context encoder, so the EMA runs shard to shard
     opt = torch.optim.AdamW(param_groups(student), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                             fused=info.device.type == "cuda")
 
@@ -190,6 +125,7 @@ def pretrain(
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     metrics_file = open(out / "metrics.jsonl", "a") if info.is_main else None  # noqa: SIM115
     t0, seen = time.perf_counter(), 0
+    watch = CollapseWatch()
     try:
         for step, x in zip(range(start, last), loader, strict=False):
             lr = lr_at(cfg, step)
@@ -204,7 +140,9 @@ def pretrain(
 
             with autocast:
                 with torch.no_grad():
-                    h = gather_tokens(target(x), tgt)
+                    target_tokens = target(x)
+                    after_no_grad_forward(target)
+                    h = gather_tokens(target_tokens, tgt)
                 p = forward(x, keep, tgt)
             loss = F.l1_loss(p.float(), h.float())
 
@@ -214,25 +152,26 @@ def pretrain(
             opt.step()
 
             momentum = linear(cfg.ema, cfg.final_ema, step, cfg.steps)
-            with torch.no_grad():
-                for t_param, s_param in zip(target.parameters(), encoder.parameters(), strict=True):
-                    t_param.lerp_(s_param.detach(), 1.0 - momentum)
+            ema_update(target, encoder, momentum)
 
             seen += x.shape[0] * info.world
             done = step + 1
-            if metrics_file and (done % cfg.log_every == 0 or done == last):
+            status = {"loss": float(loss.detach())}  # this rank's loss; logged rows average over ranks
+            if done % cfg.log_every == 0 or done == last:  # collectives: every rank takes part
                 elapsed = time.perf_counter() - t0
-                row = {"step": done, "loss": float(loss.detach()), "lr": lr, "weight_decay": wd, "ema": momentum,
-                       "grad_norm": float(grad_norm), "samples_per_s": seen / max(elapsed, 1e-9),
-                       "elapsed_s": elapsed}
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
+                pooled = all_gather_rows(target_tokens.float().mean(dim=1), info)  # the global batch
+                status = {"step": done, "loss": mean_over_ranks(loss.detach(), info), "lr": lr,
+                          "weight_decay": wd, "ema": momentum, "grad_norm": float(grad_norm),
+                          "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed,
+                          **watch.check(embedding_stats(pooled), done)}
+                if metrics_file:
+                    metrics_file.write(json.dumps(status) + "\n")
+                    metrics_file.flush()
             if progress and info.is_main:
-                progress(done, cfg.steps, {"loss": float(loss.detach())})
+                progress(done, cfg.steps, status)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 ckpt.save(out, done, student, target, opt, cfg, info)
-                if info.is_main:
-                    export_encoder(out, target, task.meta, cfg, done)
+                export_encoder(out, target, task.meta, cfg, done, info)
                 barrier(info)
     finally:
         if metrics_file:
@@ -248,14 +187,16 @@ def cfg_masks(task: JepaTask, cfg: PretrainConfig, step: int, info: DistInfo) ->
     return keep[sl], tgt[sl]
 
 
-def export_encoder(out: Path, target: nn.Module, meta: dict[str, Any], cfg: PretrainConfig, step: int) -> Path:
-    """The EMA target encoder is the teacher handed to probing and distillation."""
-    return save_model(
-        out / "encoder",
-        target,
-        {"kind": "encoder", "encoder": encoder_spec(target), "step": step, "source": "jepa-pretrain",
-         "pretrain_config": to_dict(cfg), **meta},
-    )
+def export_encoder(out: Path, target: nn.Module, meta: dict[str, Any], cfg: PretrainConfig, step: int,
+                   info: DistInfo | None = None) -> Path:
+    """The EMA target encoder is the teacher handed to probing and distillation. Every rank calls this (an
+    FSDP target is gathered collectively); rank 0 writes the full encoder."""
+    state = full_state_dict(target)
+    if info is None or info.is_main:
+        save_model(out / "encoder", target,
+                   {"kind": "encoder", "encoder": encoder_spec(target), "step": step, "source": "jepa-pretrain",
+                    "pretrain_config": to_dict(cfg), **meta}, state=state)
+    return out / "encoder"
 
 
-__all__ = ["JepaTask", "PretrainConfig", "pretrain", "rank_slice"]
+__all__ = ["JepaTask", "MaskSampler", "PretrainConfig", "pretrain", "rank_slice"]

@@ -46,10 +46,11 @@ def encoder_spec(encoder: nn.Module) -> dict[str, Any]:
     return spec.to_dict()
 
 
-def save_model(out_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Atomically write `model`'s state dict and `meta` into `out_dir`."""
+def save_model(out_dir: str | Path, model: nn.Module, meta: dict[str, Any],
+               state: dict[str, Any] | None = None) -> Path:
+    """Atomically write `model`'s state dict (or `state`, e.g. gathered from FSDP shards) and `meta`."""
     out_dir = Path(out_dir)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if state is None else state).items()}
     with atomic_dir(out_dir) as tmp:
         save_file(state, str(tmp / "model.safetensors"))
         full = {"format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION, **meta,
