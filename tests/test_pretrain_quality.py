@@ -47,3 +47,19 @@ def test_pretraining_beats_its_own_random_init(ptbxl_dir: Path, tmp_path: Path) 
     diff, lo, hi = M.paired_bootstrap_diff(M.macro_auc, y, pooled_probe_scores(initial, pre, data),
                                            pooled_probe_scores(encoder, pre, data), n_boot=500)
     assert lo > 0.0, f"pretrained - random init = {diff:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def test_supervised_references_are_what_the_benchmark_says(ptbxl_super) -> None:
+    """The 1D CNN reference has ~220 k parameters; the hand-feature R-peak detector finds a plausible rhythm on
+    real records (10 s at 40-150 bpm: 6-26 beats) and the feature vector has a fixed length."""
+    from jepa_edge.tasks.baselines import SmallCnn, hand_features, r_peaks
+
+    assert 200_000 <= sum(p.numel() for p in SmallCnn().parameters()) <= 240_000
+    train = ptbxl_super["train"]
+    pre = EcgPreprocessing().fit(np.stack([EcgPreprocessing().filter_record(r, train.fs) for r in train.signals[:20]]))
+    lengths = set()
+    for raw in train.signals[:10]:
+        x = pre(raw, fs_in=train.fs)
+        assert 6 <= len(r_peaks(x, pre.fs)) <= 26
+        lengths.add(hand_features(x, pre.fs).shape)
+    assert len(lengths) == 1
