@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Settings:
     student: str = "vit-tiny"
     distill_steps: int = 300
     n_boot: int = 1000
+    finetune: bool = True
+    distill: bool = True
     pretrain: dict[str, Any] = field(default_factory=dict)  # PretrainConfig overrides (the recipe under test)
 
 
@@ -182,6 +185,8 @@ def main() -> None:
     ap.add_argument("--finetune-epochs", type=int, default=None)
     ap.add_argument("--distill-steps", type=int, default=None)
     ap.add_argument("--recipe", default=None, help="JSON of PretrainConfig overrides, e.g. '{\"ema\": 0.996}'")
+    ap.add_argument("--no-finetune", action="store_true", help="skip the fine-tuning rows")
+    ap.add_argument("--no-distill", action="store_true", help="skip the distilled-student rows")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default=None, help="folder for the runs (default: a temporary folder)")
     ap.add_argument("--json", default=str(RESULTS))
@@ -198,6 +203,7 @@ def main() -> None:
     for name in ("batch", "finetune_epochs", "distill_steps"):
         if getattr(args, name) is not None:
             setattr(s, name, getattr(args, name))
+    s.finetune, s.distill = s.finetune and not args.no_finetune, s.distill and not args.no_distill
     if args.recipe:
         s.pretrain = json.loads(args.recipe)
     ptbxl = find_ptbxl(args.data)
@@ -263,31 +269,33 @@ def main() -> None:
             say(f"seed {sd}: {name} {M.macro_auc(y, sc):.4f} ({extra[name]})")
         teacher_model, teacher_meta = model_meta  # the last budget's classifier
 
-        t = time.perf_counter()
-        name = f"JEPA {last} steps + fine-tune"
-        sc, info[f"finetune_seed{sd}"] = finetune_scores(snapshot_encoder(run, last), pre, data, s, sd)
-        scores.setdefault(name, {})[sd] = sc
-        baseline[name] = "random init + fine-tune" if s.finetune_random else "random init + probe"
-        timings[f"finetune_seed{sd}_s"] = time.perf_counter() - t
-        say(f"seed {sd}: {name} {M.macro_auc(y, sc):.4f}")
-        if s.finetune_random:
-            torch.manual_seed(sd)
-            fresh = EcgEncoder(EcgEncoderSpec(size=s.size, leads=pre.num_leads, samples=pre.window))
-            sc, info[f"finetune_random_seed{sd}"] = finetune_scores(fresh, pre, data, s, sd)
-            scores.setdefault("random init + fine-tune", {})[sd] = sc
-            say(f"seed {sd}: random init + fine-tune {M.macro_auc(y, sc):.4f}")
+        if s.finetune:
+            t = time.perf_counter()
+            name = f"JEPA {last} steps + fine-tune"
+            sc, info[f"finetune_seed{sd}"] = finetune_scores(snapshot_encoder(run, last), pre, data, s, sd)
+            scores.setdefault(name, {})[sd] = sc
+            baseline[name] = "random init + fine-tune" if s.finetune_random else "random init + probe"
+            timings[f"finetune_seed{sd}_s"] = time.perf_counter() - t
+            say(f"seed {sd}: {name} {M.macro_auc(y, sc):.4f}")
+            if s.finetune_random:
+                torch.manual_seed(sd)
+                fresh = EcgEncoder(EcgEncoderSpec(size=s.size, leads=pre.num_leads, samples=pre.window))
+                sc, info[f"finetune_random_seed{sd}"] = finetune_scores(fresh, pre, data, s, sd)
+                scores.setdefault("random init + fine-tune", {})[sd] = sc
+                say(f"seed {sd}: random init + fine-tune {M.macro_auc(y, sc):.4f}")
 
-        t = time.perf_counter()
-        for tag, model, meta in (("random", rnd_model, rnd_meta), ("pretrained", teacher_model, teacher_meta)):
-            teacher_dir = save_model(work / f"teacher_{tag}_seed{sd}", model, meta | {"encoder": encoder_spec(
-                model.encoder)})
-            name = f"student {s.student} from {tag}-teacher probe"
-            scores.setdefault(name, {})[sd] = distilled_scores(teacher_dir, ptbxl, work / f"student_{tag}_seed{sd}",
-                                                               s, sd)
-            say(f"seed {sd}: {name} {M.macro_auc(y, scores[name][sd]):.4f}")
-        student_of = {tag: f"student {s.student} from {tag}-teacher probe" for tag in ("random", "pretrained")}
-        baseline[student_of["pretrained"]] = student_of["random"]
-        timings[f"distill_seed{sd}_s"] = time.perf_counter() - t
+        if s.distill:
+            t = time.perf_counter()
+            for tag, model, meta in (("random", rnd_model, rnd_meta), ("pretrained", teacher_model, teacher_meta)):
+                teacher_dir = save_model(work / f"teacher_{tag}_seed{sd}", model, meta | {"encoder": encoder_spec(
+                    model.encoder)})
+                name = f"student {s.student} from {tag}-teacher probe"
+                scores.setdefault(name, {})[sd] = distilled_scores(teacher_dir, ptbxl, work / f"student_{tag}_seed{sd}",
+                                                                   s, sd)
+                say(f"seed {sd}: {name} {M.macro_auc(y, scores[name][sd]):.4f}")
+            student_of = {tag: f"student {s.student} from {tag}-teacher probe" for tag in ("random", "pretrained")}
+            baseline[student_of["pretrained"]] = student_of["random"]
+            timings[f"distill_seed{sd}_s"] = time.perf_counter() - t
 
     for name in scores:
         if name.startswith("supervised"):
@@ -300,7 +308,7 @@ def main() -> None:
         "settings": {k: v for k, v in s.__dict__.items()}, "table": table, "collapse": extra, "info": info,
         "timings_s": timings, "torch": torch.__version__, "platform": platform.platform(),
         "threads": args.threads,
-        "command": "python benchmarks/pretrain_quality.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/pretrain_quality.py " + " ".join(sys.argv[1:]),
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
