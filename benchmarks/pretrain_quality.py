@@ -12,7 +12,7 @@ Macro AUC on folds 9+10 pooled (136 records); differences are paired bootstraps 
 resampled records for both models), per seed and for the mean over seeds. Embedding std and RankMe of the
 pooled training embeddings are printed beside each encoder (a collapsed encoder has both near zero).
 
-    python benchmarks/pretrain_quality.py --quick      # one seed, vit-tiny, short budgets (minutes on 2 cores)
+    python benchmarks/pretrain_quality.py --quick      # one seed, vit-tiny, short budgets (13 min on 2 shared cores)
     python benchmarks/pretrain_quality.py              # 3 seeds, vit-xs, budgets up to 2000 steps (hours on CPU)
 """
 
