@@ -1,0 +1,65 @@
+"""Does JEPA pretraining move the encoder away from its random initialisation in a useful direction?
+
+The check: a vit-tiny pretrained briefly on PTB-XL folds 1-8 against the SAME weights before pretraining
+(seed-matched init), both read by the project's linear probe; the pooled fold 9+10 macro AUC difference must
+have a paired-bootstrap 95 % interval above zero. Today it does not (see README, "Does pretraining help?":
+at CPU budgets the pretrained encoder scores at or below its own random init), so the test is a strict xfail:
+it fails the suite the day pretraining starts to help, so that the marker is removed and the margin recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_edge.data.preprocess import EcgPreprocessing
+from jepa_edge.jepa.trainer import PretrainConfig, pretrain
+from jepa_edge.models.checkpoint import load_encoder
+from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
+from jepa_edge.tasks import metrics as M
+from jepa_edge.tasks.probe import ProbeConfig, encode_task, load_task_data, probe_encoder, record_scores
+
+
+def pooled_probe_scores(encoder: torch.nn.Module, pre: EcgPreprocessing, data) -> np.ndarray:
+    encoder = encoder.eval().requires_grad_(False)
+    tokens = encode_task(encoder, data)
+    model, _, _ = probe_encoder(encoder, pre, data, ProbeConfig(epochs=150, n_boot=10), tokens)
+    return np.concatenate([record_scores(model.head, tokens[k], getattr(data, k).record_of_window)
+                           for k in ("val", "test")])
+
+
+@pytest.mark.heavy
+@pytest.mark.xfail(strict=True, reason="JEPA pretraining at CPU budgets does not beat random init yet (issue 17)")
+def test_pretraining_beats_its_own_random_init(ptbxl_dir: Path, tmp_path: Path) -> None:
+    cfg = PretrainConfig(data=str(ptbxl_dir), model="vit-tiny", steps=150, batch_size=32, warmup_steps=15,
+                         checkpoint_every=150, log_every=50, out=str(tmp_path / "run"), lr=1e-3, seed=0)
+    encoder, meta = load_encoder(pretrain(cfg) / "encoder")
+    pre = EcgPreprocessing.from_dict(meta["preprocessing"])
+    torch.manual_seed(cfg.seed)  # build_task seeds the init the same way: these are the run's starting weights
+    initial = EcgEncoder(EcgEncoderSpec(size="vit-tiny", leads=pre.num_leads, samples=pre.window))
+    assert any(not torch.equal(a, b) for a, b in zip(initial.state_dict().values(),
+                                                      encoder.state_dict().values(), strict=True))
+    data = load_task_data(ptbxl_dir, "ptbxl-super", pre)
+    y = np.concatenate([data.val.labels, data.test.labels])
+    diff, lo, hi = M.paired_bootstrap_diff(M.macro_auc, y, pooled_probe_scores(initial, pre, data),
+                                           pooled_probe_scores(encoder, pre, data), n_boot=500)
+    assert lo > 0.0, f"pretrained - random init = {diff:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def test_supervised_references_are_what_the_benchmark_says(ptbxl_super) -> None:
+    """The 1D CNN reference has ~220 k parameters; the hand-feature R-peak detector finds a plausible rhythm on
+    real records (10 s at 40-150 bpm: 6-26 beats) and the feature vector has a fixed length."""
+    from jepa_edge.tasks.baselines import SmallCnn, hand_features, r_peaks
+
+    assert 200_000 <= sum(p.numel() for p in SmallCnn().parameters()) <= 240_000
+    train = ptbxl_super["train"]
+    pre = EcgPreprocessing().fit(np.stack([EcgPreprocessing().filter_record(r, train.fs) for r in train.signals[:20]]))
+    lengths = set()
+    for raw in train.signals[:10]:
+        x = pre(raw, fs_in=train.fs)
+        assert 6 <= len(r_peaks(x, pre.fs)) <= 26
+        lengths.add(hand_features(x, pre.fs).shape)
+    assert len(lengths) == 1
