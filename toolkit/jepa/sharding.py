@@ -15,6 +15,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.tensor import DTensor
 
+from ..config import ConfigError
 from .distributed import DistInfo
 
 # full (gathered) tensors, moved to CPU; rank 0 holds them, the other ranks get an empty dict
@@ -25,7 +26,7 @@ LARGE_SIZES = ("vit-l", "vit-g")  # sizes that FSDP shards by default when sever
 def wants_fsdp(setting: str, info: DistInfo, size_name: str) -> bool:
     """`fsdp` = "on" / "off" / "auto" (auto: FSDP for vit-l and vit-g when several ranks run)."""
     if setting not in ("on", "off", "auto"):
-        raise ValueError(f"fsdp must be 'on', 'off' or 'auto', got {setting!r}")
+        raise ConfigError(f"fsdp must be 'on', 'off' or 'auto', got {setting!r}")
     return info.enabled and (setting == "on" or (setting == "auto" and size_name in LARGE_SIZES))
 
 

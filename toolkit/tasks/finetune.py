@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from ..data.preprocess import EcgPreprocessing
 from ..models.checkpoint import load_encoder, save_model
 from ..models.heads import Classifier
@@ -65,9 +66,9 @@ class FinetuneConfig:
             self.probe = ProbeConfig(**self.probe)
         for name in ("epochs", "batch_size", "patience", "eval_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"finetune {name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"finetune {name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.layer_decay <= 1.0:
-            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+            raise ConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
 
 
 def layer_of(name: str, depth: int) -> int:
