@@ -46,6 +46,19 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started. Linux: VmHWM of /proc/self/status, which starts
+    afresh at exec; ru_maxrss would carry over the (much larger) peak of the process that spawned this one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # macOS: bytes; other BSD-likes: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def _child(model: str, inputs: str, settings: str) -> None:
     """The measuring process: load, warm up, time `runs` calls, report JSON on stdout."""
     from jepa_edge.runtimes import open_engine
@@ -61,7 +74,7 @@ def _child(model: str, inputs: str, settings: str) -> None:
         engine(x)
         times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1e3
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak = _peak_rss_mb()
     info = engine.info()
     print(json.dumps({"p50_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "peak_rss_mb": peak,
                       "baseline_rss_mb": baseline, "backend": info.get("backend"), "threads": info.get("threads"),

@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    return Path(os.environ.get("JEPA_EDGE_DATA", REPO.parent / "shared" / "data"))
+    """Absolute, so tests may symlink to it or pass it to a subprocess with another working directory (the
+    README's test command sets the relative JEPA_EDGE_DATA=../shared/data)."""
+    return Path(os.environ.get("JEPA_EDGE_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 def on_ci() -> bool:

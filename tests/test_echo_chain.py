@@ -126,7 +126,13 @@ def test_cart_bundle_is_reproducible_verifies_and_carries_the_clip_constants(ef_
                                                                               tmp_path: Path) -> None:
     first = build_bundle(ef_student, "cart-cpu", tmp_path / "one", data=echonet, calibration_windows=16)
     second = build_bundle(ef_student, "cart-cpu", tmp_path / "two", data=echonet, calibration_windows=16)
-    assert (first / "manifest.json").read_bytes() == (second / "manifest.json").read_bytes()
+    one, two = (json.loads((b / "manifest.json").read_text()) for b in (first, second))
+    # everything but `$.budget` (latency and memory measured on this machine at build time) is the same in both
+    budgets = one.pop("budget"), two.pop("budget")
+    assert one == two
+    assert all(b["measured"] and b["artefact"] == "openvino-int8-xml" for b in budgets)
+    # within cart-x86's latency and memory budgets; the peak is the runtime's own (~120 MB), not the builder's
+    assert all(b["passed"] and b["memory_mb"]["passed"] for b in budgets)
     report = verify_bundle(first)
     assert report.ok, report.problems
     golden = [c for c in report.checks if c.kind == "golden"]

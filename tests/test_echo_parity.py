@@ -156,7 +156,7 @@ def test_each_stage_cuts_its_own_clips_spread_over_the_video(echonet):
 def test_faithful_cart_bundle_passes_every_lvef_gate(ef_run):
     result, _ = ef_run
     assert result.passed, [g.message() for g in result.failures]
-    assert result.kind == "regression" and result.gate_source == "bundle target profile 'cart-x86'"
+    assert result.kind == "regression" and result.gate_source == "device profile 'cart-x86' (the bundle's target)"
     assert result.data["split"] == "test" and result.data["videos"] == 10 and result.data["clips_per_video"] == 3
     assert result.data["synthetic"] is True
     int8 = [g for g in result.gate_results if g.stage == "student-int8-openvino"]

@@ -52,7 +52,9 @@ def test_a_piped_verb_prints_stage_lines_with_elapsed_time(ptbxl_dir: Path, tmp_
     log = res.stderr
     assert re.search(r"^pretrain vit-tiny: started \[0/10, 0%\] after \d+\.\d s$", log, re.M), log
     assert re.search(r"^pretrain vit-tiny: loss \d\.\d{4} \[5/10, 50%\] after \d+\.\d s$", log, re.M), log
-    assert re.search(r"^pretrain vit-tiny: loss \d\.\d{4} \[10/10, 100%\] after \d+\.\d s$", log, re.M), log
+    # the last step is a log step: it carries the collapse watch (embedding std, effective rank)
+    assert re.search(r"^pretrain vit-tiny: loss \d\.\d{4}  std \d\.\d{3}  rankme \d+\.\d \[10/10, 100%\] "
+                     r"after \d+\.\d s$", log, re.M), log
     res = subprocess.run([CLI, "echo", "synth", str(tmp_path / "echo"),
                           "--count", "2"], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -58,7 +58,9 @@ class TrustPolicy:
 
         if self.profile is not None and load_profile(self.profile).require_signature:
             return f"device profile {str(self.profile)!r} requires a signature"
-        target = (manifest or {}).get("target") or {}
+        target = manifest.get("target") if isinstance(manifest, Mapping) else None
+        if not isinstance(target, Mapping):
+            return None  # no readable target: the schema check reports a malformed manifest
         name = target.get("profile")
         if isinstance(name, str) and name:
             try:
