@@ -56,3 +56,10 @@ def test_defaults_are_the_ds1_fit(mitdb_dir: Path) -> None:
     fitted = fit_artefact([record_quality(mitdb_dir / name) for name in DS1], min_sp=0.985)
     q = QualityConfig()
     assert fitted.artefact_weights == q.artefact_weights and fitted.artefact_max == q.artefact_max
+
+
+def test_a_record_without_mlii_and_one_chest_lead_is_a_record_error(ptbxl_dir: Path) -> None:
+    from jepa_edge.data.errors import RecordError
+
+    with pytest.raises(RecordError, match="MLII and one chest lead"):
+        record_quality(ptbxl_dir / "records500" / "00000" / "00001_hr")

@@ -14,6 +14,7 @@ import numpy as np
 import wfdb
 from numpy.lib.stride_tricks import sliding_window_view
 
+from jepa_edge.data.errors import RecordError
 from jepa_edge.data.mitdb import read_mitdb
 from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead, resample
 from jepa_edge.tasks.ec57 import FlagScore, flag_score, reference_window_flags
@@ -51,6 +52,9 @@ def record_quality(path: str | Path, pre: EcgPreprocessing | None = None, q: Qua
     q = q or QualityConfig()
     header_names = tuple(wfdb.rdheader(str(path)).sig_name)
     names = [canonical_lead(n) or n for n in header_names]
+    if len(names) != 2 or "II" not in names:
+        raise RecordError(Path(path).with_suffix(".hea"), f"signals {list(header_names)}: a MIT-BIH-style record "
+                          "with MLII and one chest lead is needed to score quality flags per lead", "missing-leads")
     order = [names.index("II"), 1 - names.index("II")]
     rec, ann = read_mitdb(path, leads=("II", names[order[1]]))
     y = resample(rec.signal, rec.fs, pre.fs)
