@@ -315,6 +315,11 @@ def test_stream_matches_the_python_streamer_window_for_window(bundle: Path, runn
             assert a[key] == b[key], (key, a, b)
         if "flatline" in a["flags"]:
             assert a["flag_detail"]["flatline"] == b["flag_detail"]["flatline"]
+        if "noise" in a["flags"]:  # the same noisy leads, and every lead's measures (printed to 4 decimals)
+            pa, cb = a["flag_detail"]["noise"], b["flag_detail"]["noise"]
+            assert pa.keys() == cb.keys() and pa["leads"] == cb["leads"], (pa, cb)
+            for key in set(pa) - {"leads"}:
+                np.testing.assert_allclose(pa[key], cb[key], atol=2e-4, err_msg=key)
         if a["scores"] is None:
             assert b["scores"] is None
             continue
@@ -323,6 +328,7 @@ def test_stream_matches_the_python_streamer_window_for_window(bundle: Path, runn
     assert worst <= tol
     flagged = {f for e in py_windows for f in e["flags"]}
     assert {"flatline", "saturation"} <= flagged  # the injected faults were seen by both
+    assert "noise" in flagged  # 101's baseline wander near 90 s: the artefact score's path is compared too
     assert c_summary["classified"] == py_summary["classified"] and c_summary["flagged"] == py_summary["flagged"]
     for key in ("samples_in", "model_samples", "model_samples_expected", "windows"):
         assert c_summary["accounting"][key] == py_summary["accounting"][key], key
@@ -336,12 +342,18 @@ def test_stream_matches_the_python_streamer_window_for_window(bundle: Path, runn
 # -- the C constants are the Python ones ------------------------------------------------------------------------
 def test_c_stream_defaults_equal_the_python_streamer_defaults() -> None:
     from jepa_edge.devices.stream import QualityConfig, StreamConfig
+    from jepa_edge.devices.stream.quality import LOG_EPS
 
     config = (FIRMWARE_DIR / "src" / "jefw_config.h").read_text()
-    c = {k: float(v) for k, v in re.findall(r"#define JEFW_(?:QUALITY|STREAM)_(\w+) ([0-9.]+)", config)}
+    c = {k: float(v) for k, v in re.findall(r"#define JEFW_(?:QUALITY|STREAM)_(\w+) (-?[0-9.]+)", config)}
     q, s = QualityConfig(), StreamConfig()
+    weights = dict(zip(("HF_MV", "BAND_STD_MV", "LF_RATIO", "PTP_RATIO", "PERIODICITY"), q.artefact_weights,
+                       strict=True))
     assert c == {"FLAT_PTP_MV": q.flat_ptp_mv, "FLAT_S": q.flat_s, "SATURATION_MAX_FRACTION": q.saturation_max_fraction,
-                 "NOISE_HF_MV": q.noise_hf_mv, "NOISE_BAND_STD_MV": q.noise_band_std_mv, "HYSTERESIS": s.hysteresis,
+                 "NOISE_HF_MV": q.noise_hf_mv, "NOISE_BAND_STD_MV": q.noise_band_std_mv,
+                 **{f"ARTEFACT_W_{k}": v for k, v in weights.items()}, "ARTEFACT_MAX": q.artefact_max,
+                 "LOG_EPS": LOG_EPS, "SEGMENT_S": q.segment_s, "PERIODICITY_FS": q.periodicity_fs,
+                 "PERIOD_MIN_S": q.period_min_s, "PERIOD_MAX_S": q.period_max_s, "HYSTERESIS": s.hysteresis,
                  "ON_WINDOWS": s.on_windows, "OFF_WINDOWS": s.off_windows, "CHUNK": 360}
 
 

@@ -19,6 +19,7 @@ from jepa_edge.data.errors import RecordError
 from jepa_edge.data.preprocess import EcgPreprocessing, resample
 from jepa_edge.devices.stream import (
     PolyphaseResampler,
+    QualityConfig,
     StreamClassifier,
     StreamConfig,
     StreamError,
@@ -365,6 +366,29 @@ def test_realtime_replay_is_paced_at_the_sampling_rate(record_path: Path) -> Non
     elapsed = time.perf_counter() - t
     assert total == int(1.5 * FS_IN) == src.total_samples
     assert elapsed >= 1.5 - 90 / FS_IN - 0.05  # the last chunk is released at t = 1.25 s
+
+
+def test_real_artefact_flags_of_the_stream_equal_the_offline_replay(engine, pre: EcgPreprocessing,
+                                                                     mitdb_dir: Path) -> None:
+    """The stream's noise flags on real artefact (MIT-BIH 105, first 320 s: `~` noise at 246-274 s, 285-296 s) are
+    the ones benchmarks/quality_tune.py scores (quality_eval's offline replay), lead for lead, window for window."""
+    from jepa_edge.devices.stream.quality_eval import record_quality
+
+    data = read_record(mitdb_dir / "105", leads=("II", "V1")).signal.T[: int(320 * FS_IN)].copy()
+    events = [e for e in _stream(StreamClassifier(engine, pre, LABELS), data, 360) if e["type"] == "window"]
+    events = [e for e in events if e["t_end"] <= 319.0]  # clear of the excerpt's end (zeros after it)
+    offline = record_quality(mitdb_dir / "105", pre)
+    streamed = np.array([[lead in e["flag_detail"].get("noise", {}).get("leads", []) for lead in ("II", "V1")]
+                         for e in events]).T
+    np.testing.assert_array_equal(streamed, offline.flags(QualityConfig())[:, : len(events)])
+    assert streamed.any(axis=0).sum() >= 10  # the excerpt's artefact is flagged at all (16 windows measured)
+    for e in events:
+        if "noise" in e["flags"]:
+            assert e["scores"] is None  # withheld from classification
+            i = e["index"]
+            got = np.array([e["flag_detail"]["noise"][k] for k in ("hf_mv", "lf_ratio", "ptp_ratio", "periodicity")])
+            want = np.array([offline.measures[k][:, i] for k in ("hf_mv", "lf_ratio", "ptp_ratio", "periodicity")])
+            np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 37, 124, 4500])

@@ -7,6 +7,7 @@
  *                                                                              toolkit/data/preprocess.py
  *   jefw_stream.c   int16 frames, one-window ring, quality, hysteresis, JSONL  devices/stream/sources.py, ring.py,
  *                                                                              quality.py, classifier.py
+ *   jefw_quality.c  flat-run test, per-lead noise measures                     devices/stream/quality.py
  *   jefw_config.h   streaming defaults                                         devices/stream/config.py
  *   jefw_golden.c   golden inputs/outputs against the manifest's tolerances   toolkit/bundle/reader.py (verify)
  *   jefw_engine_*   one back end each: OpenVINO C API, TensorRT C++ API        runtimes/
@@ -168,10 +169,23 @@ void jefw_engine_close(jefw_engine_t *e);
 /* ---- modes ---- */
 typedef struct {
     double flat_ptp_mv, flat_s, saturation_max_fraction, noise_hf_mv, noise_band_std_mv, hysteresis;
+    double artefact_w[5], artefact_max, segment_s, periodicity_fs, period_min_s, period_max_s;
     int on_windows, off_windows;
 } jefw_stream_config_t;
 
 void jefw_stream_config_defaults(jefw_stream_config_t *c);
+
+/* ---- signal quality (jefw_quality.c; devices/stream/quality.py) ---- */
+#define JEFW_QUALITY_MEASURES 5 /* hf_mv, band_std_mv, lf_ratio, ptp_ratio, periodicity (Python's MEASURES order) */
+double jefw_round_half_even(double v);
+int jefw_has_flat_run(const double *r, long n, long w, double ptp, double *scratch4n);
+/* One lead's noise measures over n samples of resampled (raw) and band-passed (bd) mV; scratch of n doubles. */
+void jefw_lead_measures(const double *raw, const double *bd, long n, double fs, const jefw_stream_config_t *q,
+                        double *scratch, double out[JEFW_QUALITY_MEASURES]);
+/* The artefact score of one lead's measures (weights on the logarithms, as Python's artefact_score). */
+double jefw_artefact_score(const double v[JEFW_QUALITY_MEASURES], const jefw_stream_config_t *q);
+/* 1 when a lead is noisy: hf, band std or artefact score above its limit. */
+int jefw_lead_noisy(const double v[JEFW_QUALITY_MEASURES], double score, const jefw_stream_config_t *q);
 
 typedef struct {
     long fs;

@@ -1,7 +1,7 @@
 /* Streaming mode: little-endian int16 frames (lead-interleaved) on stdin -> one JSON line per hop.
  * The same steps as devices/stream's StreamClassifier: mV conversion and ADC-rail flags, causal polyphase
  * resampler, band-pass with carried state, normalisation, a ring of one window, a window every hop, quality
- * checks (saturation, flat line, noise), the engine on clean windows, sigmoid scores, hysteresis decisions. */
+ * checks (saturation, flat line, noise: jefw_quality.c), the engine on clean windows, sigmoid scores, hysteresis decisions. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <math.h>
@@ -22,6 +22,16 @@ void jefw_stream_config_defaults(jefw_stream_config_t *c) {
     c->saturation_max_fraction = JEFW_QUALITY_SATURATION_MAX_FRACTION;
     c->noise_hf_mv = JEFW_QUALITY_NOISE_HF_MV;
     c->noise_band_std_mv = JEFW_QUALITY_NOISE_BAND_STD_MV;
+    c->artefact_w[0] = JEFW_QUALITY_ARTEFACT_W_HF_MV;
+    c->artefact_w[1] = JEFW_QUALITY_ARTEFACT_W_BAND_STD_MV;
+    c->artefact_w[2] = JEFW_QUALITY_ARTEFACT_W_LF_RATIO;
+    c->artefact_w[3] = JEFW_QUALITY_ARTEFACT_W_PTP_RATIO;
+    c->artefact_w[4] = JEFW_QUALITY_ARTEFACT_W_PERIODICITY;
+    c->artefact_max = JEFW_QUALITY_ARTEFACT_MAX;
+    c->segment_s = JEFW_QUALITY_SEGMENT_S;
+    c->periodicity_fs = JEFW_QUALITY_PERIODICITY_FS;
+    c->period_min_s = JEFW_QUALITY_PERIOD_MIN_S;
+    c->period_max_s = JEFW_QUALITY_PERIOD_MAX_S;
     c->hysteresis = JEFW_STREAM_HYSTERESIS;
     c->on_windows = JEFW_STREAM_ON_WINDOWS;
     c->off_windows = JEFW_STREAM_OFF_WINDOWS;
@@ -130,13 +140,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double round_half_even(double v) {
-    double f = floor(v), d = v - f;
-    if (d > 0.5) return f + 1.0;
-    if (d < 0.5) return f;
-    return fmod(f, 2.0) == 0.0 ? f : f + 1.0;
-}
-
 static void print_str_list(FILE *out, const char *const *names, const unsigned char *take, int n) {
     int i, first = 1;
     fputc('[', out);
@@ -149,40 +152,10 @@ static void print_str_list(FILE *out, const char *const *names, const unsigned c
     fputc(']', out);
 }
 
-/* 1 when some `w` consecutive samples of r[0..n) span less than `ptp`: running max/min over w samples from
- * prefix and suffix extremes within blocks of w (van Herk / Gil-Werman, O(n)), scratch `g` of 4 n doubles.
- * The same exact test as window_quality() in Python: every flat run of >= flat_s is caught, none shorter. */
-static int has_flat_run(const double *r, long n, long w, double ptp, double *g) {
-    double *gmax = g, *gmin = g + n, *hmax = g + 2 * n, *hmin = g + 3 * n;
-    long i;
-    if (w < 1 || w > n) return 0;
-    for (i = 0; i < n; i++) {
-        if (i % w == 0) {
-            gmax[i] = gmin[i] = r[i];
-        } else {
-            gmax[i] = r[i] > gmax[i - 1] ? r[i] : gmax[i - 1];
-            gmin[i] = r[i] < gmin[i - 1] ? r[i] : gmin[i - 1];
-        }
-    }
-    for (i = n - 1; i >= 0; i--) {
-        if (i == n - 1 || (i + 1) % w == 0) {
-            hmax[i] = hmin[i] = r[i];
-        } else {
-            hmax[i] = r[i] > hmax[i + 1] ? r[i] : hmax[i + 1];
-            hmin[i] = r[i] < hmin[i + 1] ? r[i] : hmin[i + 1];
-        }
-    }
-    for (i = 0; i + w <= n; i++) {
-        double hi = hmax[i] > gmax[i + w - 1] ? hmax[i] : gmax[i + w - 1];
-        double lo = hmin[i] < gmin[i + w - 1] ? hmin[i] : gmin[i + w - 1];
-        if (hi - lo < ptp) return 1;
-    }
-    return 0;
-}
-
-/* Quality flags of the window in wraw/wband/wflags: sets present[5] (FLAG_NAMES order); prints flag_detail. */
-static void quality(stream_t *s, int present[5], unsigned char *flat, unsigned char *noisy, double *hf, double *sd,
-                    long long counts[3]) {
+/* Quality flags of the window in wraw/wband/wflags: sets present[5] (FLAG_NAMES order); each lead's noise measures
+ * go to meas (lead-major, JEFW_QUALITY_MEASURES each), its artefact score to score[lead]. */
+static void quality(stream_t *s, int present[5], unsigned char *flat, unsigned char *noisy, double *meas,
+                    double *score, long long counts[3]) {
     const jefw_model_t *m = s->m;
     const jefw_stream_config_t *q = &s->o->config;
     long n = m->window, i, w;
@@ -197,23 +170,16 @@ static void quality(stream_t *s, int present[5], unsigned char *flat, unsigned c
     present[2] = counts[0] > 0;
     present[1] = counts[1] > 0;
     present[4] = (double)counts[2] > q->saturation_max_fraction * (double)n;
-    /* flat runs of flat_s, exactly (has_flat_run) */
-    w = (long)round_half_even(q->flat_s * (double)m->fs);
+    /* flat runs of flat_s, exactly (jefw_has_flat_run) */
+    w = (long)jefw_round_half_even(q->flat_s * (double)m->fs);
     if (w < 1) w = 1;
     for (l = 0; l < m->num_leads; l++) {
         const double *r = s->wraw + (long)l * n, *bd = s->wband + (long)l * n;
-        double acc = 0.0, mean = 0.0, var = 0.0;
-        flat[l] = (unsigned char)has_flat_run(r, n, w, q->flat_ptp_mv, s->extremes);
-        for (i = 0; i + 2 < n; i++) {
-            double d2 = (r[i + 2] - r[i + 1]) - (r[i + 1] - r[i]);
-            acc += d2 * d2;
-        }
-        hf[l] = n > 2 ? sqrt(acc / (double)(n - 2) / 6.0) : 0.0;
-        for (i = 0; i < n; i++) mean += bd[i];
-        mean /= (double)n;
-        for (i = 0; i < n; i++) var += (bd[i] - mean) * (bd[i] - mean);
-        sd[l] = sqrt(var / (double)n);
-        noisy[l] = hf[l] > q->noise_hf_mv || sd[l] > q->noise_band_std_mv;
+        double *v = meas + (long)l * JEFW_QUALITY_MEASURES;
+        flat[l] = (unsigned char)jefw_has_flat_run(r, n, w, q->flat_ptp_mv, s->extremes);
+        jefw_lead_measures(r, bd, n, (double)m->fs, q, s->extremes, v);
+        score[l] = jefw_artefact_score(v, q);
+        noisy[l] = (unsigned char)jefw_lead_noisy(v, score[l], q);
         if (flat[l]) present[0] = 1;
         if (noisy[l]) present[3] = 1;
     }
@@ -244,7 +210,7 @@ static int window_event(stream_t *s, long long start, char *err) {
     int L = m->num_leads, present[5], any = 0, i, l;
     long n = m->window, k, pos = (long)(start % n);
     unsigned char flat[MAX_LEADS], noisy[MAX_LEADS], onset[256], offset[256], above[256], none[256];
-    double hf[MAX_LEADS], sd[MAX_LEADS], p[256], t_start = (double)start / m->fs, t_end = (double)(start + n) / m->fs;
+    double meas[MAX_LEADS * JEFW_QUALITY_MEASURES], score[MAX_LEADS], p[256], t_start = (double)start / m->fs, t_end = (double)(start + n) / m->fs;
     long long counts[3];
     for (l = 0; l < L; l++) /* the ring holds exactly one window; oldest sample at start % window */
         for (k = 0; k < n; k++) {
@@ -254,7 +220,7 @@ static int window_event(stream_t *s, long long start, char *err) {
             s->wnorm[(long)l * n + k] = s->norm[r];
         }
     for (k = 0; k < n; k++) s->wflags[k] = s->flags[(pos + k) % n];
-    quality(s, present, flat, noisy, hf, sd, counts);
+    quality(s, present, flat, noisy, meas, score, counts);
     for (i = 0; i < 5; i++) any |= present[i];
     memset(none, 0, sizeof none);
     if (!any) {
@@ -293,13 +259,23 @@ static int window_event(stream_t *s, long long start, char *err) {
         }
         if (present[1]) fprintf(s->out, "%s\"gap\": {\"samples\": %lld}", first ? "" : ", ", counts[1]), first = 0;
         if (present[2]) fprintf(s->out, "%s\"nan\": {\"samples\": %lld}", first ? "" : ", ", counts[0]), first = 0;
-        if (present[3]) {
-            fprintf(s->out, "%s\"noise\": {\"band_std_mv\": [", first ? "" : ", ");
-            for (l = 0; l < L; l++) fprintf(s->out, "%s%.4f", l ? ", " : "", sd[l]);
-            fputs("], \"hf_mv\": [", s->out);
-            for (l = 0; l < L; l++) fprintf(s->out, "%s%.4f", l ? ", " : "", hf[l]);
-            fputs("], \"leads\": ", s->out);
-            print_str_list(s->out, m->lead_names, noisy, L);
+        if (present[3]) { /* keys sorted as Python's json.dumps(sort_keys=True); index = MEASURES order */
+            static const char *const keys[JEFW_QUALITY_MEASURES] = {"band_std_mv", "hf_mv", "lf_ratio", "periodicity",
+                                                                    "ptp_ratio"};
+            static const int index[JEFW_QUALITY_MEASURES] = {1, 0, 2, 4, 3};
+            int k;
+            fprintf(s->out, "%s\"noise\": {\"artefact\": [", first ? "" : ", ");
+            for (l = 0; l < L; l++) fprintf(s->out, "%s%.4f", l ? ", " : "", score[l]);
+            fputc(']', s->out);
+            for (k = 0; k < JEFW_QUALITY_MEASURES; k++) {
+                fprintf(s->out, ", \"%s\": [", keys[k]);
+                for (l = 0; l < L; l++) fprintf(s->out, "%s%.4f", l ? ", " : "", meas[l * JEFW_QUALITY_MEASURES + index[k]]);
+                fputc(']', s->out);
+                if (k == 1) {
+                    fputs(", \"leads\": ", s->out);
+                    print_str_list(s->out, m->lead_names, noisy, L);
+                }
+            }
             fputc('}', s->out);
             first = 0;
         }
@@ -407,11 +383,15 @@ static void summary(stream_t *s, int ok_checks[4], int ok) {
             ok_checks[3] ? "true" : "false", s->model_samples, s->model_samples - covered,
             jefw_resampler_expected(&s->rs, s->rs.consumed), covered, ok ? "true" : "false", s->rs.consumed,
             s->samples_in, s->windows, possible);
-    fprintf(s->out, ", \"classified\": %lld, \"config\": {\"flat_ptp_mv\": %g, \"flat_s\": %g, \"hysteresis\": %g, "
-                    "\"noise_band_std_mv\": %g, \"noise_hf_mv\": %g, \"off_windows\": %d, \"on_windows\": %d, "
-                    "\"saturation_max_fraction\": %g}, \"decision_seconds\": {",
-            s->classified, c->flat_ptp_mv, c->flat_s, c->hysteresis, c->noise_band_std_mv, c->noise_hf_mv,
-            c->off_windows, c->on_windows, c->saturation_max_fraction);
+    fprintf(s->out, ", \"classified\": %lld, \"config\": {\"artefact_max\": %g, \"artefact_weights\": [%g, %g, %g, %g, %g], "
+                    "\"flat_ptp_mv\": %g, \"flat_s\": %g, \"hysteresis\": %g, \"noise_band_std_mv\": %g, "
+                    "\"noise_hf_mv\": %g, \"off_windows\": %d, \"on_windows\": %d, \"period_max_s\": %g, "
+                    "\"period_min_s\": %g, \"periodicity_fs\": %g, \"saturation_max_fraction\": %g, "
+                    "\"segment_s\": %g}, \"decision_seconds\": {",
+            s->classified, c->artefact_max, c->artefact_w[0], c->artefact_w[1], c->artefact_w[2], c->artefact_w[3],
+            c->artefact_w[4], c->flat_ptp_mv, c->flat_s, c->hysteresis, c->noise_band_std_mv, c->noise_hf_mv,
+            c->off_windows, c->on_windows, c->period_max_s, c->period_min_s, c->periodicity_fs,
+            c->saturation_max_fraction, c->segment_s);
     for (i = 0; i < m->num_labels; i++) {
         double secs = s->on_seconds[i] + (s->decision[i] ? t_end - s->on_since[i] : 0.0);
         fprintf(s->out, "%s", i ? ", " : "");
