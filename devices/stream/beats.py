@@ -106,9 +106,9 @@ class StreamingQrs:
         if self._finished:
             return np.empty(0, dtype=np.int64)
         self._finished = True
-        if self._n == 0 or self._n <= self._next_run - self._hop:
-            return np.empty(0, dtype=np.int64)  # nothing new since the last run
-        return self._run(self._n, final=True)
+        if self._n == 0:
+            return np.empty(0, dtype=np.int64)
+        return self._run(self._n, final=True)  # also when the last run ended here: its tail was not settled
 
     def _run(self, end: int, final: bool) -> np.ndarray:
         """Detect on [end - lookback, end) and accept the peaks of its settled region."""
