@@ -11,14 +11,17 @@ The arithmetic is the training preprocessing (`EcgPreprocessing`), made incremen
     -> signal-quality checks                                                       quality.py
     -> engine (batched over the windows a chunk completes) -> scores -> decisions with hysteresis -> JSONL events
                                                                                    classifier.py, config.py
+  beat events: one lead -> settled R peaks (neurokit2 on a lookback buffer) -> labelled beats -> rhythm
+  episodes (VT, bigeminy, trigeminy) with hysteresis                   beats.py (no C part yet)
 
 Nothing here changes the numbers a model sees: streamed windows equal `pre(record, fs).windows()` offline.
-The C firmware runner (devices/firmware/src) has one part for each of these files.
+The C firmware runner (devices/firmware/src) has one part for each of these files but beats.py.
 """
 
 from __future__ import annotations
 
 from .base import EVENT_VERSION, FLAG_GAP, FLAG_NAN, FLAG_SATURATED, OutputEngine, StreamError
+from .beats import QrsConfig, RhythmConfig, RhythmTracker, StreamingQrs
 from .classifier import StreamClassifier, write_events
 from .config import QualityConfig, StreamConfig
 from .quality import window_quality
@@ -33,12 +36,16 @@ __all__ = [
     "FLAG_SATURATED",
     "OutputEngine",
     "PolyphaseResampler",
+    "QrsConfig",
     "QualityConfig",
+    "RhythmConfig",
+    "RhythmTracker",
     "Ring",
     "StreamClassifier",
     "StreamConfig",
     "StreamError",
     "StreamSource",
+    "StreamingQrs",
     "int16_source",
     "iterator_source",
     "record_source",
