@@ -145,6 +145,7 @@ def export_student(setup: DistillSetup, cfg: DistillConfig, out: Path, feature_s
                             "distill": summary}
     if setup.modality.name != "ecg":
         meta["modality"] = setup.modality.name
+    meta.update({key: tmeta[key] for key in setup.modality.carried_meta if key in tmeta})
     if output.kind == "regression":  # the older field echo tools read
         meta["target"] = {"mean": output.mean, "std": output.std, "unit": output.unit,
                           "decode": "EF = logits[:, 0] * std + mean"}

@@ -33,6 +33,7 @@ class Modality:
     layout: str = "(batch, leads, samples) float32, preprocessed as in $.preprocessing"
     default_calibration: int = 300
     default_golden: int = 8
+    carried_meta: tuple[str, ...] = ()  # meta.json keys a distilled student keeps from its teacher
 
     def preprocessing(self, d: Mapping[str, Any]) -> Any:
         """The preprocessing object (`EcgPreprocessing`) from its `to_dict()` form."""
@@ -118,7 +119,35 @@ class EchoModality(Modality):
         return echo_pairs(teacher_meta, options, data, skip_bad, max_records)
 
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (Modality(), EchoModality())}
+@dataclass(frozen=True)
+class BeatModality(Modality):
+    """ECG beats: one window of the model's leads around each detected beat (`jepa_edge.tasks.beats`), labelled
+    N / SVEB / VEB from MIT-BIH reference annotations; same encoder and preprocessing kind as ECG windows."""
+
+    name: str = "ecg-beat"
+    layout: str = ("(batch, leads, samples) float32 around one beat (at $.model.beat.beat_at_s into the window), "
+                   "preprocessed as in $.preprocessing")
+    default_calibration: int = 600
+    carried_meta: tuple[str, ...] = ("beat",)  # where the beat sits in the window
+
+    def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
+                     count: int | None = None, seed: int = 0, keep_sources: bool = False) -> CalibrationSet:
+        """Beats of the split's MIT-BIH records (inter-patient, `tasks.beats.BEAT_SPLIT`), class-balanced when
+        `count` is given. No raw sources are kept: a window is cut around a beat of a whole filtered record."""
+        from .tasks.beats import labelled_beats
+
+        return labelled_beats(pre, data, split, count, seed, classes=tuple(output.names))
+
+    def paired_inputs(self, teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data: str | Path | None,
+                      skip_bad: bool = False, max_records: int | None = None) -> Any:
+        """Every training-record beat (all AAMI classes; `max_records`: a stratified sample of that many beats),
+        teacher and student on the same window."""
+        from .paired import beat_pairs
+
+        return beat_pairs(teacher_meta, options, data, max_records)
+
+
+MODALITIES: dict[str, Modality] = {m.name: m for m in (Modality(), EchoModality(), BeatModality())}
 
 
 def get_modality(name: str) -> Modality:
@@ -129,10 +158,11 @@ def get_modality(name: str) -> Modality:
 
 
 def modality_of(meta: Mapping[str, Any]) -> Modality:
-    """The modality of a model folder's meta.json, a manifest's `model`, or an encoder spec dict."""
+    """The modality of a model folder's meta.json, a manifest's `model`, or an encoder spec dict. A model's own
+    `modality` (what its input means, e.g. ecg-beat) comes before its encoder's (the architecture)."""
     encoder = meta.get("encoder", meta)
-    name = (encoder.get("modality") if isinstance(encoder, Mapping) else None) or meta.get("modality") or "ecg"
+    name = meta.get("modality") or (encoder.get("modality") if isinstance(encoder, Mapping) else None) or "ecg"
     return get_modality(str(name))
 
 
-__all__ = ["MODALITIES", "EchoModality", "Modality", "ModalityError", "get_modality", "modality_of"]
+__all__ = ["MODALITIES", "BeatModality", "EchoModality", "Modality", "ModalityError", "get_modality", "modality_of"]

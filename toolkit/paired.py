@@ -101,6 +101,29 @@ def ecg_pairs(teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data:
     return PairedInputs(dataset, tpre, spre, spec, summary)
 
 
+def beat_pairs(teacher_meta: Mapping[str, Any], options: Mapping[str, Any], data: str | Path | None,
+               max_beats: int | None = None) -> PairedInputs:
+    """Beat windows of the MIT-BIH training records (`tasks.beats.BEAT_SPLIT`), one item per beat, every AAMI
+    class; an ECG student option (lead subset, coarser patch) applies as for ECG windows."""
+    from .tasks.beats import BeatContext, labelled_beats
+
+    opts = _refuse_foreign(options, ECG_OPTIONS, "ecg-beat")
+    tpre = EcgPreprocessing.from_dict(teacher_meta["preprocessing"])
+    spre, lead_index = student_preprocessing(tpre, opts.get("leads"))
+    tspec = teacher_meta["encoder"]
+    patch = int(opts.get("patch") or tspec["patch"])
+    if patch % tspec["patch"] or tspec["samples"] % patch:
+        raise PairingError(f"student patch {patch} must be a multiple of the teacher's {tspec['patch']} samples and "
+                           f"divide the {tspec['samples']}-sample window")
+    context = BeatContext(**teacher_meta.get("beat", {}))
+    beats = labelled_beats(tpre, data, "train", max_beats, context=context, classes=("N", "S", "V", "F", "Q"))
+    dataset = EcgPairs(list(beats.windows), tpre.window, lead_index)
+    spec = {"modality": "ecg", "leads": len(lead_index), "samples": tspec["samples"], "patch": patch,
+            "registers": int(opts.get("registers", 1))}
+    summary = {"source": "MIT-BIH training records (beat windows)", "records": beats.records, "beats": len(beats)}
+    return PairedInputs(dataset, tpre, spre, spec, summary)
+
+
 # -- echo --------------------------------------------------------------------------------------------
 class EchoPairs(Dataset):
     """Clips cut at the same start from videos held at the teacher's size; the student's clip covers the same

@@ -13,9 +13,11 @@ The arithmetic is the training preprocessing (`EcgPreprocessing`), made incremen
                                                                                    classifier.py, config.py
   beat events: one lead -> settled R peaks (neurokit2 on a lookback buffer) -> labelled beats -> rhythm
   episodes (VT, bigeminy, trigeminy) with hysteresis                   beats.py (no C part yet)
+  the monitor: window stream (quality) + beat stream (beat model on a window around each beat; beats of
+  flagged windows withheld) fed the same chunks                         monitor.py; EC57 scoring: monitor_eval.py
 
 Nothing here changes the numbers a model sees: streamed windows equal `pre(record, fs).windows()` offline.
-The C firmware runner (devices/firmware/src) has one part for each of these files but beats.py.
+The C firmware runner (devices/firmware/src) has one part for each of these files but beats.py and monitor.py.
 """
 
 from __future__ import annotations

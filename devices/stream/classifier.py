@@ -39,7 +39,7 @@ class StreamClassifier:
     Use `start(fs, leads)` (or `run(source)`), then `push(chunk)` as data arrives and `finish()` at the end.
     """
 
-    def __init__(self, engine: OutputEngine, pre: EcgPreprocessing, labels: Iterable[str],
+    def __init__(self, engine: OutputEngine | None, pre: EcgPreprocessing, labels: Iterable[str],
                  thresholds: Iterable[float] | None = None, task: str = "multilabel",
                  config: StreamConfig | None = None, name: str = "model") -> None:
         self.engine = engine
@@ -55,6 +55,12 @@ class StreamClassifier:
         self._started = False
 
     # -- construction from artefacts -----------------------------------------------------------------
+    @classmethod
+    def quality_only(cls, pre: EcgPreprocessing, config: StreamConfig | None = None) -> StreamClassifier:
+        """Windows checked for quality and reported, nothing classified: what a beat monitor without a window
+        classifier runs to know which beats to withhold (`pre` sets the leads, rate, window and hop checked)."""
+        return cls(None, pre, [], [], config=config, name="quality-only")
+
     @classmethod
     def from_bundle(cls, path: str | Path, config: StreamConfig | None = None, role: str | None = None,
                     backend: str | None = None, public_key: Any = None, require_signature: bool = False,
@@ -299,7 +305,7 @@ class StreamClassifier:
                   tick: float) -> list[dict[str, Any]]:
         if not ready:
             return []
-        todo = [i for i, (_, _, x) in enumerate(ready) if x is not None]
+        todo = [i for i, (_, _, x) in enumerate(ready) if x is not None] if self.engine is not None else []
         scores: dict[int, np.ndarray] = {}
         for b in range(0, len(todo), self.config.max_batch):
             batch = todo[b : b + self.config.max_batch]
@@ -382,7 +388,8 @@ class StreamClassifier:
     def summary(self) -> dict[str, Any]:
         signal_s = (self.samples_in + self.samples_filled) / self.fs_in
         lat = np.asarray(self.latencies) * 1e3 if self.latencies else np.zeros(1)
-        info = self.engine.info() if hasattr(self.engine, "info") else {"engine": type(self.engine).__name__}
+        info = (self.engine.info() if hasattr(self.engine, "info") else {"engine": type(self.engine).__name__}
+                if self.engine is not None else {"engine": None, "mode": "quality only"})
         return {
             "type": "summary",
             "version": EVENT_VERSION,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigError
 from ..data.datasets import EcgWindows
 from ..data.ecg import find_records, iter_records
 from ..data.errors import DataError, SkipReport
@@ -22,11 +23,13 @@ from .task import JepaTask
 
 
 def load_pretraining_signals(
-    data: str | Path | None, pre: EcgPreprocessing, skip_bad: bool = False, max_records: int | None = None
+    data: str | Path | None, pre: EcgPreprocessing, skip_bad: bool = False, max_records: int | None = None,
+    records: list[str] | None = None,
 ) -> tuple[list[np.ndarray], dict]:
     """Filtered (not yet normalised) records at `pre.fs` in `pre.leads` order, and a data summary.
 
-    PTB-XL folders contribute their training folds only (validation and test stay unseen).
+    PTB-XL folders contribute their training folds only (validation and test stay unseen); of a WFDB folder,
+    `records` (names without extension) keeps only those, e.g. the training half of an inter-patient split.
     """
     root = Path(data) if data is not None else data_root()
     ptbxl = find_ptbxl(root)
@@ -39,6 +42,13 @@ def load_pretraining_signals(
     else:
         paths = find_records(root)
         source = f"WFDB folder {root}"
+        if records is not None:
+            wanted = {str(r) for r in records}
+            unknown = sorted(wanted - {Path(p).stem for p in paths})
+            if unknown:
+                raise DataError(f"{root}: no record(s) {unknown} to pretrain on")
+            paths = [p for p in paths if Path(p).stem in wanted]
+            source += f", records {sorted(wanted)}"
     if max_records is not None:
         paths = paths[:max_records]
     records = [
@@ -51,11 +61,33 @@ def load_pretraining_signals(
     return records, summary
 
 
+# ECG options in `cfg.extra`: the model input, when it is not the 12-lead 10 s default (e.g. a beat model's
+# one lead, 3 s at 250 Hz: {"leads": ["II"], "fs": 250, "window_s": 3.0}).
+EXTRA_KEYS = frozenset({"leads", "fs", "window_s", "bandpass_hz", "records"})
+
+
+def ecg_preprocessing(extra: dict | None) -> EcgPreprocessing:
+    """The base (unfitted) preprocessing a pretraining run asks for in `cfg.extra`."""
+    extra = {k: v for k, v in (extra or {}).items() if k != "records"}
+    unknown = sorted(set(extra) - EXTRA_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown ECG option(s) in extra: {unknown}; known: {sorted(EXTRA_KEYS)}")
+    if "leads" in extra:
+        extra["leads"] = tuple(extra["leads"])
+    if "bandpass_hz" in extra:
+        extra["bandpass_hz"] = tuple(float(v) for v in extra["bandpass_hz"])
+    if "window_s" in extra:
+        extra["hop_s"] = min(1.0, float(extra["window_s"]))
+    return EcgPreprocessing(**extra)
+
+
 def build_ecg_task(cfg: PretrainConfig) -> JepaTask:
     if cfg.data is not None and is_pack(cfg.data):
         return build_packed_ecg_task(cfg)
-    base = EcgPreprocessing()
-    records, summary = load_pretraining_signals(cfg.data, base, cfg.skip_bad, cfg.max_records)
+    base = ecg_preprocessing(cfg.extra)
+    names = (cfg.extra or {}).get("records")
+    records, summary = load_pretraining_signals(cfg.data, base, cfg.skip_bad, cfg.max_records,
+                                                 list(names) if names is not None else None)
     if len({r.shape[1] for r in records}) == 1:
         pre = base.fit(np.stack(records))
     else:  # records of different lengths: fit on their concatenation

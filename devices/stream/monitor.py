@@ -1,0 +1,290 @@
+"""The arrhythmia-monitor stream: beat events and rhythm episodes next to the windowed quality checks.
+
+  source samples -> window stream (`StreamClassifier`: quality flags per 10 s window, window scores if it has an
+                    engine)
+                 -> the beat model's lead -> `PolyphaseResampler` -> `StreamingQrs` (settled R peaks)
+                                          -> causal band-pass + normalisation (`pre`, as in training) -> history
+  each settled beat, once `pre.window` of signal around it exists -> beat engine (batched) -> N / S / V
+  a beat inside a window the quality check flagged is withheld (reported, not labelled) -> `RhythmTracker`
+
+The beat model's window is cut around the beat exactly as `tasks.beats.BeatContext` cuts it from a whole record
+offline, so the stream and the training data agree sample for sample.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
+from jepa_edge.tasks.beats import BeatContext, RrFusion, rr_features
+from jepa_edge.tasks.outputs import TaskOutput
+
+from .base import OutputEngine, StreamError
+from .beats import QrsConfig, RhythmConfig, RhythmTracker, StreamingQrs
+from .classifier import StreamClassifier
+from .resampler import PolyphaseResampler
+
+WITHHELD = "withheld"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    qrs: QrsConfig = field(default_factory=QrsConfig)
+    rhythm: RhythmConfig = field(default_factory=RhythmConfig)
+    max_batch: int = 64  # beat windows per engine call
+    history_s: float = 20.0  # normalised beat-lead signal kept (>= the beat window plus the detector's delay)
+
+
+@dataclass
+class BeatModel:
+    """A beat engine with what reading it needs: its preprocessing, where the beat sits, its classes."""
+
+    engine: OutputEngine
+    pre: EcgPreprocessing
+    context: BeatContext
+    output: TaskOutput
+    name: str = "beats"
+    fusion: RrFusion | None = None  # RR-interval late fusion (meta.json `rr_fusion`); None: the engine's logits
+
+    @classmethod
+    def from_meta(cls, engine: OutputEngine, meta: dict[str, Any], name: str) -> BeatModel:
+        if (meta.get("modality") or "") != "ecg-beat":
+            raise StreamError(f"{name}: not a beat model (modality {meta.get('modality')!r}, expected 'ecg-beat'; "
+                              "make one with `jepa-edge beats probe` and distil it)")
+        output = TaskOutput.from_meta(meta)
+        if output.kind != "multiclass":
+            raise StreamError(f"{name}: a beat model has a one-of-N output, got {output.kind}")
+        fusion = RrFusion.from_dict(meta["rr_fusion"]) if meta.get("rr_fusion") else None
+        return cls(engine, EcgPreprocessing.from_dict(meta["preprocessing"]), BeatContext(**meta.get("beat", {})),
+                   output, name, fusion)
+
+    @classmethod
+    def open(cls, path: str | Path, backend: str | None = None, engine_path: str | Path | None = None,
+             public_key: Any = None, require_signature: bool = False) -> BeatModel:
+        """A beat bundle (manifest.json), or a beat classifier folder run by `backend` or from `engine_path`."""
+        from jepa_edge.models.checkpoint import read_meta, resolve_model_dir
+        from jepa_edge.runtimes import open_engine
+
+        path = Path(path)
+        if (path / "manifest.json").is_file():
+            from jepa_edge.bundle import open_bundle
+
+            bundle = open_bundle(path, public_key=public_key, require_signature=require_signature)
+            meta = {**(bundle.manifest.get("model") or {}), "preprocessing": bundle.manifest["preprocessing"],
+                    "output": bundle.output.to_dict()}
+            return cls.from_meta(bundle.engine(backend=backend), meta, str(path))
+        model_dir = resolve_model_dir(path)
+        engine = (open_engine(engine_path) if engine_path is not None
+                  else open_engine(model_dir, backend=backend or "torch"))
+        return cls.from_meta(engine, read_meta(model_dir), str(engine_path or model_dir))
+
+
+class BeatStream:
+    """Chunks of the stream in, beat and episode events out; every beat is labelled, withheld or reported
+    lost (too close to the end for a window)."""
+
+    def __init__(self, model: BeatModel, config: MonitorConfig | None = None) -> None:
+        self.model = model
+        self.config = config or MonitorConfig()
+        self.before, self.after = model.context.offsets(model.pre)
+
+    def start(self, fs: float, leads: Iterable[str], source: str = "stream") -> None:
+        pre = self.model.pre
+        names = [canonical_lead(n) or n for n in leads]
+        missing = [lead for lead in pre.leads if lead not in names]
+        if missing:
+            raise StreamError(f"{source}: the beat model needs lead(s) {list(pre.leads)}; the stream has {names}")
+        self.columns = [names.index(lead) for lead in pre.leads]
+        self.resampler = PolyphaseResampler(float(fs), pre.fs, pre.num_leads)
+        self.qrs = StreamingQrs(pre.fs, self.config.qrs)
+        self.rhythm = RhythmTracker(pre.fs, self.config.rhythm)
+        self._state: np.ndarray | None = None
+        keep = max(int(self.config.history_s * pre.fs), 2 * pre.window)
+        self._hist = np.zeros((pre.num_leads, 0), dtype=np.float32)
+        self._keep = keep
+        self._hist_start = 0  # absolute model-rate index of self._hist[:, 0]
+        self.model_samples = 0
+        self._pending: list[int] = []  # settled beats waiting for their window (and their quality verdict)
+        self._recent: list[int] = []  # the last detected beats (RR features need the history and the next beat)
+        self._verdicts: list[tuple[int, bool]] = []  # window end (model rate, exclusive), flagged
+        self._quality_upto = 0  # model-rate index up to which window quality is known
+        self.use_quality = False
+        self.counts = {"beats": 0, "labelled": 0, WITHHELD: 0, "no_window": 0}
+        self.class_counts = dict.fromkeys(self.model.output.names, 0)
+        self.engine_time = 0.0
+        self.source = source
+
+    # -- quality from the window stream ---------------------------------------------------------------
+    def quality(self, window_events: Iterable[dict[str, Any]]) -> None:
+        """Take the window stream's verdicts. A beat is withheld when the first window that covers it (the one
+        ending soonest after it: the verdict a live monitor has first) was flagged; the rule does not depend on
+        how the stream was chunked."""
+        self.use_quality = True
+        fs = self.model.pre.fs
+        for ev in window_events:
+            if ev.get("type") == "window":
+                self._verdicts.append((int(round(ev["t_end"] * fs)), ev["quality"] != "ok"))
+                self._quality_upto = self._verdicts[-1][0]
+
+    def _is_withheld(self, beat: int) -> bool:
+        ends = [e for e, _ in self._verdicts]
+        i = bisect.bisect_right(ends, beat)
+        return i < len(self._verdicts) and self._verdicts[i][1]
+
+    # -- samples ----------------------------------------------------------------------------------------
+    def push(self, x: np.ndarray, final: bool = False) -> list[dict[str, Any]]:
+        """(samples, stream leads) in mV; returns the beat and episode events this completes."""
+        pre = self.model.pre
+        sel = np.asarray(x, dtype=np.float64)[:, self.columns].T
+        sel = np.where(np.isfinite(sel), sel, 0.0)
+        y, _ = self.resampler.push(sel, np.zeros(sel.shape[1], dtype=np.uint8))
+        if final:
+            tail, _ = self.resampler.flush()
+            y = np.concatenate([y, tail], axis=1)
+        beats: np.ndarray = np.zeros(0, dtype=np.int64)
+        if y.shape[1]:
+            if self._state is None:
+                self._state = pre.initial_state(y[:, 0])
+            band, self._state = pre.filter(y, self._state)
+            self._hist = np.concatenate([self._hist, pre.normalise(band)], axis=1)
+            self.model_samples += y.shape[1]
+            beats = self.qrs.push(y[0])
+        if final:
+            beats = np.concatenate([beats, self.qrs.finish()])
+        self._pending += [int(b) for b in beats]
+        self._recent += [int(b) for b in beats]
+        events = self._label(final)
+        drop = self._hist.shape[1] - self._keep
+        if drop > 0:
+            oldest = min([self.model_samples - self._keep, *(b - self.before for b in self._pending)])
+            drop = max(0, min(drop, oldest - self._hist_start))
+            self._hist = self._hist[:, drop:]
+            self._hist_start += drop
+        floor = min([self.model_samples - self._keep, *self._pending])
+        del self._verdicts[:bisect.bisect_right([e for e, _ in self._verdicts], floor)]
+        history = self.model.fusion.history if self.model.fusion else 0
+        first = min([len(self._recent), *(self._recent.index(b) for b in self._pending[:1])])
+        del self._recent[: max(0, first - history - 1)]
+        return events
+
+    def _label(self, final: bool) -> list[dict[str, Any]]:
+        fs = self.model.pre.fs
+        ready, keep = [], []
+        for b in self._pending:
+            has_window = b + self.after <= self.model_samples
+            quality_known = not self.use_quality or self._quality_upto > b or final
+            next_known = self.model.fusion is None or b != self._recent[-1]
+            if (has_window and quality_known and next_known) or final:
+                ready.append(b)
+            else:
+                keep.append(b)
+        self._pending = keep
+        events: list[dict[str, Any]] = []
+        todo = []
+        for b in ready:
+            self.counts["beats"] += 1
+            if b - self.before < self._hist_start or b + self.after > self.model_samples:
+                self.counts["no_window"] += 1
+                events.append({"type": "beat", "sample": b, "t": round(b / fs, 4), "label": None,
+                               "reason": "no full window (stream start or end)"})
+                continue
+            if self.use_quality and self._is_withheld(b):
+                self.counts[WITHHELD] += 1
+                events.append({"type": "beat", "sample": b, "t": round(b / fs, 4), "label": WITHHELD,
+                               "reason": "noisy window"})
+                continue
+            todo.append(b)
+            events.append({"type": "beat", "sample": b, "t": round(b / fs, 4)})
+        labelled = {}
+        for i in range(0, len(todo), self.config.max_batch):
+            batch = todo[i : i + self.config.max_batch]
+            x = np.stack([self._hist[:, b - self.before - self._hist_start : b + self.after - self._hist_start]
+                          for b in batch])
+            tick = time.perf_counter()
+            logits = self.model.engine.outputs(x)["logits"]
+            self.engine_time += time.perf_counter() - tick
+            if self.model.fusion is not None:
+                logits = self.model.fusion(logits, np.stack([self._rr(b) for b in batch]))
+            probs = self.model.output.probabilities(logits)
+            for b, p in zip(batch, probs, strict=True):
+                labelled[b] = p
+        out = []
+        for ev in events:
+            if "label" not in ev:
+                p = labelled[ev["sample"]]
+                label = self.model.output.names[int(np.argmax(p))]
+                ev.update({"label": label, "p": [round(float(v), 4) for v in p]})
+                self.counts["labelled"] += 1
+                self.class_counts[label] += 1
+            out.append(ev)
+            if ev["label"] is not None:
+                out += [self._episode(e) for e in self.rhythm.push(ev["sample"], ev["label"])]
+        return out
+
+    def _rr(self, beat: int) -> np.ndarray:
+        """RR features of a beat from the detected beats around it, as `rr_features` computes them offline."""
+        i = self._recent.index(beat)
+        history = self.model.fusion.history
+        nxt = self._recent[i + 1] if i + 1 < len(self._recent) else None
+        return rr_features(np.asarray(self._recent[max(0, i - history) : i + 1]), history, nxt)[-1]
+
+    def _episode(self, episode: tuple[int, int, str]) -> dict[str, Any]:
+        fs = self.model.pre.fs
+        onset, offset, rhythm = episode
+        return {"type": "episode", "rhythm": rhythm, "onset": int(onset), "offset": int(offset),
+                "t_onset": round(onset / fs, 4), "t_offset": round(offset / fs, 4)}
+
+    def finish(self, x: np.ndarray | None = None) -> list[dict[str, Any]]:
+        events = self.push(x if x is not None else np.zeros((0, max(self.columns) + 1)), final=True)
+        return events + [self._episode(e) for e in self.rhythm.finish(self.model_samples)]
+
+    def summary(self) -> dict[str, Any]:
+        return {"beats": dict(self.counts), "classes": dict(self.class_counts), "engine_s": round(self.engine_time, 4),
+                "model": self.model.name, "fs_model": self.model.pre.fs, "leads": list(self.model.pre.leads),
+                "beat": asdict(self.model.context), "config": asdict(self.config)}
+
+
+class MonitorStream:
+    """A window stream (quality, and window scores when it has an engine) and a beat stream fed the same chunks."""
+
+    def __init__(self, windows: StreamClassifier, beats: BeatStream) -> None:
+        self.windows = windows
+        self.beats = beats
+
+    def start(self, fs: float, leads: Iterable[str], source: str = "stream") -> None:
+        leads = list(leads)
+        self.windows.start(fs, leads, source=source)
+        self.beats.start(fs, leads, source=source)
+        self.busy = 0.0
+        self.samples = 0
+        self.fs = float(fs)
+
+    def push(self, chunk: np.ndarray) -> list[dict[str, Any]]:
+        tick = time.perf_counter()
+        win = self.windows.push(chunk)
+        self.beats.quality(win)
+        out = win + self.beats.push(np.asarray(chunk))
+        self.busy += time.perf_counter() - tick
+        self.samples += len(chunk)
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        tick = time.perf_counter()
+        win = self.windows.finish()
+        self.beats.quality(win)
+        out = win[:-1] + self.beats.finish()
+        self.busy += time.perf_counter() - tick
+        signal_s = self.samples / self.fs
+        summary = {**win[-1], "beats": self.beats.summary(), "monitor_processing_s": round(self.busy, 4),
+                   "monitor_real_time_factor": round(signal_s / self.busy, 1) if self.busy > 0 else None}
+        return [*out, summary]
+
+
+__all__ = ["WITHHELD", "BeatModel", "BeatStream", "MonitorConfig", "MonitorStream"]

@@ -1,0 +1,251 @@
+"""Beat classification for an arrhythmia monitor: N / SVEB / VEB from the context around each detected beat.
+
+A beat is judged from a window of one lead around it (`BeatContext`: the beat sits `beat_at_s` into the
+window), preprocessed by the same causal `EcgPreprocessing` the stream runs, so the preceding and following
+beats, and thus the RR intervals that make a beat premature, are inside the model's input. Labels are the
+AAMI classes of the MIT-BIH reference annotations. The split is inter-patient: no record contributes beats to
+both training and the figures reported for the model (see BEAT_SPLIT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.calibration import CalibrationSet, calibration_hash
+from ..data.errors import DataError
+from ..data.mitdb import read_mitdb
+from ..data.paths import data_root
+from ..data.preprocess import EcgPreprocessing
+from .ec57 import aami_class
+
+BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")  # AAMI normal, supraventricular ectopic, ventricular ectopic
+PACED_RECORDS: tuple[str, ...] = ("102", "104", "107")  # AAMI leaves paced records out of beat statistics
+
+# Inter-patient split of the 20 non-paced MIT-BIH 100-series records on these machines, chosen so every part
+# holds VEB and SVEB beats: train 524 V / 136 S (119 bigeminy, 118, 124), validation 152 V / 13 S (114, 116: other
+# patients, so model selection rewards what carries over to new patients, not a fit to the training patients'
+# own beats), test 604 V / 43 S (106 with its VT run and bigeminy, 105 under heavy noise, 100, 109).
+BEAT_SPLIT: dict[str, tuple[str, ...]] = {
+    "train": ("101", "108", "112", "115", "118", "119", "122", "124"),
+    "val": ("114", "116"),
+    "test": ("100", "103", "105", "106", "109", "111", "113", "117", "121", "123"),
+}
+
+
+class BeatDataError(DataError):
+    """MIT-BIH records or annotations that cannot give labelled beats."""
+
+
+@dataclass(frozen=True)
+class BeatContext:
+    """Where the beat sits in the model window: `beat_at_s` of signal before it, the rest after it."""
+
+    beat_at_s: float = 2.0
+
+    def offsets(self, pre: EcgPreprocessing) -> tuple[int, int]:
+        """(samples before the beat, samples from the beat to the window end) at the model rate."""
+        before = int(round(self.beat_at_s * pre.fs))
+        if not 0 < before < pre.window:
+            raise BeatDataError(f"beat position {self.beat_at_s} s outside the {pre.window_s} s model window")
+        return before, pre.window - before
+
+    def windows(self, signal: np.ndarray, beats: np.ndarray, pre: EcgPreprocessing) -> tuple[np.ndarray, np.ndarray]:
+        """Windows (n, leads, window) around the beats of a preprocessed (leads, samples) signal, and the mask of
+        beats that had a full context (those too near either end have none)."""
+        before, after = self.offsets(pre)
+        beats = np.asarray(beats, dtype=np.int64)
+        ok = (beats - before >= 0) & (beats + after <= signal.shape[-1])
+        starts = beats[ok] - before
+        if not len(starts):
+            return np.zeros((0, signal.shape[0], pre.window), np.float32), ok
+        idx = starts[:, None] + np.arange(pre.window)[None, :]
+        return np.ascontiguousarray(signal[:, idx].transpose(1, 0, 2), dtype=np.float32), ok
+
+
+def beat_preprocessing(fs: int = 250, window_s: float = 3.0, leads: Sequence[str] = ("II",)) -> EcgPreprocessing:
+    """The beat model's default input: one limb lead (MIT-BIH MLII), 3 s at 250 Hz, the stream's band-pass."""
+    return EcgPreprocessing(fs=fs, window_s=window_s, hop_s=window_s, leads=tuple(leads))
+
+
+@dataclass
+class BeatSet(CalibrationSet):
+    """Beat windows with their labels and each beat's RR features (`rr_features`, for the RR fusion)."""
+
+    rr: np.ndarray | None = None
+
+
+@dataclass
+class RecordBeats:
+    """One record filtered at the model rate (not yet normalised) and its reference beats at that rate."""
+
+    name: str
+    filtered: np.ndarray  # (leads, samples) float64
+    samples: np.ndarray  # beat positions at pre.fs
+    classes: list[str]  # AAMI class per beat
+
+
+def mitdb_dir(data: str | Path | None) -> Path:
+    """The MIT-BIH folder: `data` itself when it holds .atr files, else its `mitdb/` subfolder."""
+    root = Path(data) if data is not None else data_root()
+    for cand in (root, root / "mitdb"):
+        if cand.is_dir() and any(cand.glob("*.atr")):
+            return cand
+    raise BeatDataError(f"{root}: no MIT-BIH records (.hea/.dat/.atr) here or in {root / 'mitdb'}")
+
+
+def read_record_beats(folder: Path, name: str, pre: EcgPreprocessing) -> RecordBeats:
+    """A record at the model rate in the model's lead order, band-passed causally as the stream does."""
+    rec, ann = read_mitdb(folder / name, leads=pre.leads)
+    filtered = pre.filter_record(rec.signal, rec.fs)
+    keep = [i for i, s in enumerate(ann.symbols) if aami_class(s) is not None]
+    samples = np.round(ann.samples[keep] * (pre.fs / ann.fs)).astype(np.int64)
+    return RecordBeats(name, filtered, samples, [aami_class(ann.symbols[i]) for i in keep])
+
+
+def split_records(split: str) -> tuple[str, ...]:
+    if split not in BEAT_SPLIT:
+        raise BeatDataError(f"unknown beat split {split!r}; choose {sorted(BEAT_SPLIT)}")
+    return BEAT_SPLIT[split]
+
+
+def labelled_beats(pre: EcgPreprocessing, data: str | Path | None, split: str = "train", count: int | None = None,
+                   seed: int = 0, context: BeatContext | None = None,
+                   classes: Sequence[str] = BEAT_CLASSES) -> BeatSet:
+    """Beat windows with class indices from the split's records (beats of other AAMI classes left out).
+
+    `count`: a seeded sample of that many beats, stratified so rare classes keep at least their share. Needs
+    fitted normalisation constants in `pre` (those of the model the beats are for)."""
+    if pre.mean is None or pre.std is None:
+        raise BeatDataError("beat windows need the model's fitted normalisation constants")
+    context = context or BeatContext()
+    folder = mitdb_dir(data)
+    xs, ys, ids, offs, rr_all = [], [], [], [], []
+    for name in split_records(split):
+        rb = read_record_beats(folder, name, pre)
+        keep = np.isin(rb.classes, list(classes))
+        rr_all.append(rr_features(rb.samples)[keep])
+        samples = rb.samples[keep]
+        windows, ok = context.windows(pre.normalise(rb.filtered), samples, pre)
+        labels = np.asarray([classes.index(c) for c, k in zip(rb.classes, keep, strict=True) if k])[ok]
+        rr_all[-1] = rr_all[-1][ok]
+        xs.append(windows)
+        ys.append(labels)
+        ids += [name] * len(labels)
+        offs += samples[ok].tolist()
+    x, y = np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+    if not len(y):
+        raise BeatDataError(f"{folder}: no labelled beats in split {split!r}")
+    pick = np.arange(len(y))
+    if count is not None and count < len(y):
+        pick = stratified_pick(y, count, seed)
+    return BeatSet(windows=x[pick], labels=y[pick], classes=tuple(classes),
+                   record_ids=[ids[i] for i in pick], offsets=[offs[i] for i in pick], seed=seed,
+                   sha256=calibration_hash([ids[i] for i in pick], [offs[i] for i in pick], pre),
+                   rr=np.concatenate(rr_all)[pick])
+
+
+def stratified_pick(y: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` indices, every class getting an equal share where it has enough beats (rare classes in full)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    share = count // len(groups)
+    picked = [g if len(g) <= share else rng.choice(g, share, replace=False) for g in groups]
+    rest = count - sum(len(p) for p in picked)
+    if rest > 0:
+        left = np.setdiff1d(np.arange(len(y)), np.concatenate(picked))
+        picked.append(rng.choice(left, min(rest, len(left)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+
+
+# -- RR intervals ------------------------------------------------------------------------------------------
+RR_FEATURES: tuple[str, ...] = ("log pre-RR / local mean RR", "log post-RR / local mean RR", "log pre-RR / post-RR")
+RR_HISTORY = 16  # RR intervals before a beat that make its local mean
+RR_CLIP = 2.0
+
+
+def rr_features(samples: np.ndarray, history: int = RR_HISTORY, next_sample: int | None = None) -> np.ndarray:
+    """(n, 3) RR features of beats at `samples` (sorted, every detected beat of a stream, any class): a premature
+    beat has a short pre-RR and a long post-RR against the patient's own recent rhythm. The same code serves the
+    training records (reference beat positions) and the stream (detected beats, `next_sample` the beat after the
+    last one once known). Missing neighbours fall back to the other side."""
+    s = np.asarray(samples, dtype=np.float64)
+    n = len(s)
+    out = np.zeros((n, len(RR_FEATURES)))
+    if n < 2 and next_sample is None:
+        return out
+    rr = np.diff(s)
+    pre = np.r_[np.nan, rr]
+    post = np.r_[rr, np.nan if next_sample is None else float(next_sample) - s[-1]] if n else np.zeros(0)
+    pre = np.where(np.isnan(pre), post, pre)
+    post = np.where(np.isnan(post), pre, post)
+    csum = np.r_[0.0, np.cumsum(rr)]
+    for i in range(n):
+        lo = max(0, i - history)
+        count = i - lo  # RR intervals ending at beats lo+1..i
+        mean = (csum[i] - csum[lo]) / count if count else pre[i]
+        out[i] = (np.log(pre[i] / mean), np.log(post[i] / mean), np.log(pre[i] / post[i]))
+    return np.clip(np.nan_to_num(out), -RR_CLIP, RR_CLIP)
+
+
+@dataclass(frozen=True)
+class RrFusion:
+    """Late fusion of the beat engine's logits with RR features: fused = W @ [logits - mean(logits), rr] + b.
+
+    Kept outside the engine so INT8 engines, bundles and firmware keep one input; it is a few multiply-adds per beat.
+    """
+
+    weight: tuple[tuple[float, ...], ...]  # (classes, classes + len(RR_FEATURES))
+    bias: tuple[float, ...]
+    history: int = RR_HISTORY
+
+    def __call__(self, logits: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        z = np.asarray(logits, dtype=np.float64)
+        x = np.concatenate([z - z.mean(axis=1, keepdims=True), np.asarray(rr, dtype=np.float64)], axis=1)
+        return x @ np.asarray(self.weight).T + np.asarray(self.bias)
+
+    def to_dict(self) -> dict:
+        return {"weight": [list(r) for r in self.weight], "bias": list(self.bias), "history": self.history,
+                "features": ["logits - mean(logits)", *RR_FEATURES],
+                "decode": "fused = weight @ [logits - mean(logits), rr] + bias; class = argmax(fused)"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RrFusion:
+        return cls(tuple(tuple(float(v) for v in r) for r in d["weight"]), tuple(float(v) for v in d["bias"]),
+                   int(d.get("history", RR_HISTORY)))
+
+
+def fit_rr_fusion(logits: np.ndarray, rr: np.ndarray, y: np.ndarray, classes: int = len(BEAT_CLASSES),
+                  ridge: float = 1e-2, balance: float = 0.5, steps: int = 500) -> RrFusion:
+    """Multinomial logistic regression (L2 `ridge`) of the labels on [centred logits, RR features]; classes weighed
+    by (inverse frequency) ** `balance`: 1 equalises them (floods a monitor with false SVEB calls when S is one
+    beat in 500), 0 keeps the prior (never calls S)."""
+    import torch
+
+    z = np.asarray(logits, dtype=np.float64)
+    x = torch.tensor(np.concatenate([z - z.mean(axis=1, keepdims=True), rr], axis=1), dtype=torch.float64)
+    t = torch.tensor(np.asarray(y), dtype=torch.int64)
+    counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
+    weight = torch.tensor(np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0))
+    lin = torch.nn.Linear(x.shape[1], classes).double()
+    opt = torch.optim.LBFGS(lin.parameters(), lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(x), t, weight=weight) + ridge * lin.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    return RrFusion(tuple(tuple(float(v) for v in r) for r in w), tuple(float(v) for v in b))
+
+
+__all__ = ["BEAT_CLASSES", "BEAT_SPLIT", "PACED_RECORDS", "RR_FEATURES", "BeatContext", "BeatDataError", "BeatSet",
+           "RecordBeats", "RrFusion", "beat_preprocessing", "fit_rr_fusion", "labelled_beats", "mitdb_dir",
+           "read_record_beats", "rr_features", "split_records", "stratified_pick"]
