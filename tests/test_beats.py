@@ -1,0 +1,157 @@
+"""The beat chain on real MIT-BIH: inter-patient split, JEPA teacher -> beat head -> distilled student -> INT8,
+streamed beat windows equal to the training windows, every beat accounted for, INT8 stream parity at the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jepa_edge.devices.profiles import load_profile
+from jepa_edge.devices.stream import monitor_eval as me
+from jepa_edge.devices.stream.monitor import BeatModel, BeatStream
+from jepa_edge.tasks.beats import (
+    BEAT_SPLIT,
+    PACED_RECORDS,
+    BeatContext,
+    labelled_beats,
+    read_record_beats,
+    rr_features,
+)
+
+BEAT_EXTRA = {"leads": ["II"], "fs": 250, "window_s": 3.0}
+
+
+class RecordingEngine:
+    """A real engine whose inputs are kept, to compare what the stream fed it with the offline windows."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.inputs: list[np.ndarray] = []
+
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        self.inputs.append(np.array(x))
+        return self.engine.outputs(x)
+
+
+@pytest.fixture(scope="module")
+def beat_chain(ptbxl_dir: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real chain at test budgets: a one-lead 3 s JEPA encoder (vit-tiny, 40 steps on PTB-XL lead II), the beat
+    head on MIT-BIH training records, a vit-tiny student distilled on their beats, OpenVINO INT8."""
+    from jepa_edge.distill.trainer import DistillConfig, distill
+    from jepa_edge.jepa.trainer import PretrainConfig, pretrain
+    from jepa_edge.quantize.pipeline import quantize_classifier
+    from jepa_edge.tasks.beat_probe import BeatProbeConfig, fuse_classifier, probe_beats
+
+    root = tmp_path_factory.mktemp("beats")
+    encoder = pretrain(PretrainConfig(data=str(ptbxl_dir), model="vit-tiny", steps=40, batch_size=32, warmup_steps=4,
+                                      checkpoint_every=40, out=str(root / "pretrain"), extra=dict(BEAT_EXTRA)))
+    teacher, metrics = probe_beats(encoder / "encoder", data_root, root / "teacher",
+                                   BeatProbeConfig(epochs=8, max_train_beats=3000))
+    student = distill(DistillConfig(teacher=str(teacher), student="vit-tiny", data=str(data_root), steps=40,
+                                    warmup_steps=4, max_records=2000, evaluate=False, out=str(root / "distill")))
+    fuse_classifier(student, data_root)
+    quantize_classifier(student, root / "int8", data=data_root, windows=200)
+    return {"teacher": teacher, "student": student, "int8": root / "int8" / "model_int8.xml",
+            "probe_metrics": metrics}
+
+
+def test_split_is_inter_patient_and_every_part_holds_ectopic_beats(data_root: Path) -> None:
+    from dataclasses import replace
+
+    from jepa_edge.tasks.beats import beat_preprocessing
+
+    parts = [set(v) for v in BEAT_SPLIT.values()]
+    assert sum(len(p) for p in parts) == len(set().union(*parts)) == 20  # disjoint: no patient in two parts
+    assert not set(PACED_RECORDS) & set().union(*parts)
+    pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))
+    for split, (min_s, min_v) in {"train": (100, 500), "val": (10, 150), "test": (40, 600)}.items():
+        beats = labelled_beats(pre, data_root, split)
+        counts = np.bincount(beats.labels, minlength=3)
+        assert counts[1] >= min_s and counts[2] >= min_v, (split, counts)
+        assert set(beats.record_ids) == set(BEAT_SPLIT[split])
+        assert beats.windows.shape[1:] == (1, pre.window)
+
+
+def test_streamed_beat_windows_equal_the_offline_training_windows(beat_chain: dict, mitdb_dir: Path) -> None:
+    model = BeatModel.open(beat_chain["student"], backend="torch")
+    recorder = RecordingEngine(model.engine)
+    model.engine = recorder
+    stream = BeatStream(model)
+    from jepa_edge.data.mitdb import read_mitdb
+
+    rec, _ = read_mitdb(mitdb_dir / "100", leads=("II", "V5"))
+    stream.start(rec.fs, ["MLII", "V5"], source="100")
+    x = rec.signal[:, : int(180 * rec.fs)].T
+    events = []
+    for i in range(0, x.shape[0], 133):  # odd chunk size: the windows must not depend on chunking
+        events += stream.push(x[i : i + 133])
+    events += stream.finish()
+    labelled = [e for e in events if e["type"] == "beat" and e["label"] in ("N", "S", "V")]
+    assert len(labelled) > 150
+    streamed = np.concatenate(recorder.inputs)
+    assert streamed.shape[0] == len(labelled)
+    rb = read_record_beats(mitdb_dir, "100", model.pre)
+    norm = model.pre.normalise(rb.filtered[:, : int(180 * model.pre.fs)])
+    offline, ok = BeatContext(**{"beat_at_s": model.context.beat_at_s}).windows(
+        norm, np.asarray([e["sample"] for e in labelled]), model.pre)
+    assert ok.all()
+    np.testing.assert_allclose(streamed, offline, atol=2e-5)
+    # the RR fusion sees the same RR features as offline training code computes from the detected beats
+    assert model.fusion is not None
+    detected = np.asarray([e["sample"] for e in events if e["type"] == "beat"])
+    rr = rr_features(detected)[np.isin(detected, [e["sample"] for e in labelled])]
+    fused = model.fusion(model.engine.engine.outputs(offline)["logits"], rr)
+    expected = [model.output.names[i] for i in fused.argmax(1)]
+    assert [e["label"] for e in labelled] == expected
+
+
+def test_monitor_accounts_for_every_beat_and_withholds_beats_of_flagged_windows(beat_chain: dict,
+                                                                                   mitdb_dir: Path) -> None:
+    """105: the noisy record. Every detected beat is labelled, withheld or lacks a window (stream edges), and a
+    beat is withheld exactly when the first quality window covering it was flagged."""
+    model = BeatModel.open(beat_chain["student"], engine_path=beat_chain["int8"])
+    r = me.replay_record(mitdb_dir / "105", model)
+    counts = r.summary["beats"]["beats"]
+    assert counts["beats"] == len(r.beats) == counts["labelled"] + counts["withheld"] + counts["no_window"]
+    end = r.summary["accounting"]["samples_in"]
+    context = model.context.beat_at_s, model.pre.window_s - model.context.beat_at_s
+    edges = [b for b, lab in zip(r.beats, r.labels, strict=True) if lab is None]
+    assert len(edges) == counts["no_window"]  # only beats too near the stream's start or end lack a window
+    assert all(b < context[0] * r.fs + 2 or b > end - context[1] * r.fs - 2 for b in edges), edges
+    assert me.detection_counts(r).se >= 0.99  # real QRS detection on the noisy record
+    flagged_ends = r.window_starts + int(round(10.0 * r.fs))
+    for beat, label in zip(r.beats, r.labels, strict=True):
+        i = int(np.searchsorted(flagged_ends, beat, side="right"))
+        if i < len(flagged_ends) and label is not None:
+            assert (label == "withheld") == bool(r.window_flagged[i]), beat
+    assert counts["withheld"] > 300  # 105's annotated noise is flagged and its beats are not labelled
+
+
+def test_int8_beat_stream_agrees_with_fp32_within_the_profile_gate(beat_chain: dict, mitdb_dir: Path) -> None:
+    gate = float(load_profile("jetson-orin-nano").gates["agreement"])
+    fp32 = me.replay_record(mitdb_dir / "106", BeatModel.open(beat_chain["student"], backend="torch"))
+    int8 = me.replay_record(mitdb_dir / "106",
+                            BeatModel.open(beat_chain["student"], engine_path=beat_chain["int8"]))
+    agreement = me.beat_agreement(fp32, int8)
+    assert agreement["beats"] > 1500 and agreement["unpaired"] == 0  # same detector, same positions
+    assert agreement["agreement"] >= gate
+    for rhythm, score in me.episode_agreement(fp32, int8).items():
+        if score.ref_episodes:
+            assert score.se >= gate - 0.1, rhythm
+
+
+def test_beat_probe_reports_the_test_records_only(beat_chain: dict) -> None:
+    metrics = beat_chain["probe_metrics"]
+    test = metrics["test"]
+    assert sum(v["reference"] for v in test["per_class"].values()) == metrics["beats"]["test"]
+    assert metrics["split"]["test"] == list(BEAT_SPLIT["test"])
+    assert np.asarray(test["confusion"]).sum() == metrics["beats"]["test"]
+
+
+def test_a_window_model_is_refused_as_a_beat_model() -> None:
+    from jepa_edge.devices.stream.base import StreamError
+
+    with pytest.raises(StreamError, match="not a beat model"):
+        BeatModel.from_meta(object(), {"modality": "ecg", "preprocessing": {}}, "x")
