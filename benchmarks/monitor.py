@@ -7,8 +7,8 @@ stream (neurokit2 R peaks, the beat model on a 3 s MLII window, rhythm tracker).
   - QRS detection Se / +P per record and gross (150 ms matching);
   - VEB and SVEB Se / +P per record and gross (EC57 beat-by-beat, first 5 minutes left out; a beat withheld for
     noise counts as not called), for the deployed INT8 student, its FP32 form and the teacher, and for a
-    baseline (`--baseline`: the same head on a randomly initialised encoder) with paired 95 % intervals of the
-    gross Se difference, bootstrap over records;
+    baseline (`--baseline`: another beat classifier, e.g. the head on the other encoder) with paired 95 %
+    intervals of the gross Se difference, bootstrap over records;
   - VT, bigeminy (B), trigeminy (T) episode and duration Se / +P;
   - quality flags' window Se / Sp against the `~` annotations on the quality score's held-out records (DS2);
   - stream parity: INT8 beat labels and episodes against FP32 and the teacher, gated by the device profile's
@@ -95,7 +95,8 @@ def main() -> None:
     ap.add_argument("--teacher", required=True, help="beat teacher classifier folder (jepa-edge beats probe)")
     ap.add_argument("--student", required=True, help="distilled beat student classifier folder (FP32, torch)")
     ap.add_argument("--int8", required=True, help="the student's INT8 engine (OpenVINO .xml) or beat bundle")
-    ap.add_argument("--baseline", help="beat classifier on a randomly initialised encoder (same probe)")
+    ap.add_argument("--baseline", help="another beat classifier to pair with the deployed student (e.g. the "
+                    "JEPA-pretrained teacher when the deployed chain started from a random-init one, or vice versa)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--records", default=",".join(BEAT_SPLIT["test"]))
     ap.add_argument("--profile", default="jetson-orin-nano", help="device profile whose agreement gate applies")
@@ -113,7 +114,7 @@ def main() -> None:
               "student_int8": (BeatModel.open(int8_path) if int8_path.is_dir()
                                else BeatModel.open(args.student, engine_path=int8_path))}
     if args.baseline:
-        models["baseline_random_encoder"] = BeatModel.open(args.baseline, backend="torch")
+        models["baseline"] = BeatModel.open(args.baseline, backend="torch")
     replays = {}
     for key, model in models.items():
         print(f"replaying {len(records)} records through the monitor with {key}", flush=True)
@@ -142,9 +143,9 @@ def main() -> None:
         result["vs_baseline"] = {}
         for target in ("V", "S"):
             point, lo, hi = se_diff_ci([me.ectopic_counts(r, target) for r in deployed],
-                                       [me.ectopic_counts(r, target) for r in replays["baseline_random_encoder"]])
+                                       [me.ectopic_counts(r, target) for r in replays["baseline"]])
             result["vs_baseline"][target] = {"se_diff": point, "ci95": [lo, hi]}
-            print(f"  INT8 student minus random-encoder baseline, {target} Se: {fmt(point)} [{fmt(lo)}, {fmt(hi)}]")
+            print(f"  INT8 student minus baseline, {target} Se: {fmt(point)} [{fmt(lo)}, {fmt(hi)}]")
 
     print("\nrhythm episodes (deployed INT8 student), gross over the test records")
     result["episodes"] = {}

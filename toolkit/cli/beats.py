@@ -32,9 +32,9 @@ def probe(
     with one_stage("beat probe (encode MIT-BIH beats, fit head, evaluate)"):
         path, metrics = probe_beats(encoder, data, out, BeatProbeConfig(head=head, epochs=epochs, seed=seed),
                                     random_init=random_init)
-    test = metrics["test"]
-    console.print_json(json.dumps({"test": {c: test["per_class"][c] for c in test["classes"]},
-                                   "test_macro_f1": test["macro_f1"], "beats": metrics["beats"]}))
+    per = {k: {c: metrics[k]["per_class"][c] for c in metrics[k]["classes"]} for k in ("test", "test_rr_fusion")}
+    console.print_json(json.dumps({**per, "val_macro_f1 (choose the teacher by this)": metrics["val"]["macro_f1"],
+                                   "test_macro_f1": metrics["test"]["macro_f1"], "beats": metrics["beats"]}))
     console.print(f"beat teacher: [bold]{path}[/]")
 
 
