@@ -204,7 +204,8 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
                        "modality": modality.name, "encoder": meta["encoder"], "head": meta["head"],
                        "parameters": count_parameters(model), "output": output.to_dict(),
                        "source_checkpoint_sha256": meta.get("weights_sha256")
-                       or sha256_file(model_dir / "model.safetensors")},
+                       or sha256_file(model_dir / "model.safetensors"),
+                       **{key: meta[key] for key in modality.bundle_meta if key in meta}},
                 target=target_field,
                 runtimes=_versions(opset),
                 calibration=calib.manifest(),

@@ -57,6 +57,18 @@ def beat_chain(ptbxl_dir: Path, data_root: Path, tmp_path_factory: pytest.TempPa
             "probe_metrics": metrics}
 
 
+@pytest.fixture(scope="module")
+def beat_bundle(beat_chain: dict, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The distilled beat student built into a signed cart-cpu bundle (OpenVINO INT8), as `jepa-edge build` does."""
+    from jepa_edge.bundle.signing import new_keypair
+    from jepa_edge.devices.build import build_bundle
+
+    root = tmp_path_factory.mktemp("beat-bundle")
+    private, public = new_keypair(root / "release")
+    bundle = build_bundle(beat_chain["student"], "cart-cpu", root / "bundle", data=data_root, sign_key=private)
+    return {"bundle": bundle, "public": public, "private": private}
+
+
 def test_split_is_inter_patient_and_every_part_holds_ectopic_beats(data_root: Path) -> None:
     from dataclasses import replace
 
@@ -140,6 +152,84 @@ def test_int8_beat_stream_agrees_with_fp32_within_the_profile_gate(beat_chain: d
     for rhythm, score in me.episode_agreement(fp32, int8).items():
         if score.ref_episodes:
             assert score.se >= gate - 0.1, rhythm
+
+
+def test_signed_beat_bundle_streams_the_monitor_from_the_cli(beat_chain: dict, beat_bundle: dict, mitdb_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """The bundle carries what the stream needs to cut and fuse beats as trained (beat position, RR fusion), so
+    `jepa-edge stream BUNDLE` labels every beat exactly as the student folder run on the bundle's INT8 file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from jepa_edge.bundle import open_bundle
+    from jepa_edge.cli.app import app
+    from jepa_edge.devices.stream import record_source
+    from jepa_edge.devices.stream.monitor import MonitorStream
+    from jepa_edge.models.checkpoint import read_meta
+
+    bundle, public = beat_bundle["bundle"], str(beat_bundle["public"])
+    model = open_bundle(bundle, public_key=public, require_signature=True).manifest["model"]
+    meta = read_meta(beat_chain["student"])
+    assert model["modality"] == "ecg-beat" and model["beat"] == meta["beat"] and model["rr_fusion"] == meta["rr_fusion"]
+
+    out = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(app, ["stream", str(bundle), "--record", str(mitdb_dir / "106"), "--seconds", "600",
+                                      "--out", str(out), "--public-key", public, "--require-signature"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    summary, beats = events[-1], [e for e in events if e["type"] == "beat"]
+    assert summary["accounting"]["ok"] and summary["beats"]["beats"]["beats"] == len(beats) > 600
+    assert f"{len(beats)} beats" in " ".join(result.output.split())
+    assert {e["label"] for e in beats} >= {"N", "V"}  # 106's first 10 min hold PVCs
+
+    direct = MonitorStream(None, BeatStream(BeatModel.open(beat_chain["student"],
+                                                           engine_path=bundle / "openvino" / "model_int8.xml")))
+    direct_events: list[dict] = []
+    direct.run(record_source(mitdb_dir / "106", chunk=360, stop=600 * 360), on_event=direct_events.append)
+    assert [(e["sample"], e["label"]) for e in beats] == [
+        (e["sample"], e["label"]) for e in direct_events if e["type"] == "beat"]
+    assert [e for e in events if e["type"] == "episode"] == [e for e in direct_events if e["type"] == "episode"]
+
+
+def test_beat_bundle_refusals_say_what_is_wrong(beat_bundle: dict, ecg_classifier_dir: Path, ptbxl_dir: Path,
+                                                tmp_path: Path) -> None:
+    """A tampered beat bundle is refused under the key; a beat model is not a window classifier; the firmware
+    runner says it has no beat detector; a window classifier with --beats streams both on a 12-lead record."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from jepa_edge.cli.app import app
+    from jepa_edge.devices.firmware import runner_support
+
+    runner = CliRunner()
+    record = ptbxl_dir / "records500" / "00000" / "00001_hr"
+    both = tmp_path / "both.jsonl"
+    result = runner.invoke(app, ["stream", str(ecg_classifier_dir), "--beats", str(beat_bundle["bundle"]),
+                                 "--record", str(record), "--out", str(both)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in both.read_text().splitlines()]
+    assert any(e["type"] == "window" and "scores" in e for e in events)  # the window classifier's scores
+    assert any(e["type"] == "beat" and e["label"] in ("N", "S", "V") for e in events)
+    assert events[-1]["accounting"]["ok"]
+
+    result = runner.invoke(app, ["stream", str(beat_bundle["bundle"]), "--beats", str(beat_bundle["bundle"]),
+                                 "--record", str(record)])
+    assert result.exit_code == 2 and "with --beats, BUNDLE is the window classifier" in result.output, result.output
+
+    manifest = json.loads((beat_bundle["bundle"] / "manifest.json").read_text())
+    assert "no beat detector" in (runner_support(manifest) or "")
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(beat_bundle["bundle"], tampered)
+    doc = json.loads((tampered / "manifest.json").read_text())
+    doc["model"]["beat"]["beat_at_s"] = 1.0  # a window cut elsewhere than trained: must never run unnoticed
+    (tampered / "manifest.json").write_text(json.dumps(doc))
+    result = runner.invoke(app, ["stream", str(tampered), "--record", str(record),
+                                 "--public-key", str(beat_bundle["public"])])
+    assert result.exit_code == 2 and "does not match manifest.json" in result.output, result.output
 
 
 def test_beat_probe_reports_the_test_records_only(beat_chain: dict) -> None:

@@ -34,6 +34,8 @@ class Modality:
     default_calibration: int = 300
     default_golden: int = 8
     carried_meta: tuple[str, ...] = ()  # meta.json keys a distilled student keeps from its teacher
+    bundle_meta: tuple[str, ...] = ()  # meta.json keys a bundle's `$.model` carries for the runtime that reads it
+    preprocessing_kind: str = "ecg"  # `$.preprocessing.kind` of this modality's models
 
     def preprocessing(self, d: Mapping[str, Any]) -> Any:
         """The preprocessing object (`EcgPreprocessing`) from its `to_dict()` form."""
@@ -85,6 +87,7 @@ class Modality:
 class EchoModality(Modality):
     name: str = "echo"
     input_name: str = "clip"
+    preprocessing_kind: str = "echo"
     layout: str = "(batch, channels, frames, height, width) float32, preprocessed as in $.preprocessing"
     default_calibration: int = 128
     default_golden: int = 4
@@ -129,6 +132,7 @@ class BeatModality(Modality):
                    "preprocessed as in $.preprocessing")
     default_calibration: int = 600
     carried_meta: tuple[str, ...] = ("beat",)  # where the beat sits in the window
+    bundle_meta: tuple[str, ...] = ("beat", "rr_fusion")  # the stream cuts the window and fuses RR as trained
 
     def labelled_set(self, pre: Any, data: str | Path | None, output: TaskOutput, split: str = "train",
                      count: int | None = None, seed: int = 0, keep_sources: bool = False) -> CalibrationSet:

@@ -65,8 +65,9 @@ def runner_support(manifest: Mapping[str, Any]) -> str | None:
     modality = model.get("modality", "ecg")
     kind = (model.get("output") or {}).get("kind", "multilabel")
     if modality != "ecg":
-        return (f"an {modality} model: the firmware runner classifies ECG windows only (run echo clips with "
-                "`jepa-edge echo infer`)")
+        where = ("stream beat models with `jepa-edge stream`; the runner has no beat detector yet"
+                 if modality == "ecg-beat" else "run echo clips with `jepa-edge echo infer`")
+        return f"an {modality} model: the firmware runner classifies ECG windows only ({where})"
     if kind != "multilabel":
         return f"a {kind} output: the firmware runner decodes multi-label ECG heads only (sigmoid against thresholds)"
     return None

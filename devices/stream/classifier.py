@@ -422,30 +422,37 @@ class StreamClassifier:
     def run(self, source: StreamSource, out: IO[str] | None = None,
             on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Stream a whole source; write each event as one JSON line to `out`; return the summary."""
-        self.start(source.fs, source.leads, rails_mv=source.rails_mv, source=source.name)
-        sent = 0
+        return run_source(self, source, out, on_event)
 
-        def emit(events: list[dict[str, Any]]) -> None:
-            for event in events:
-                if out is not None:
-                    out.write(json.dumps(event, sort_keys=True) + "\n")
-                if on_event is not None:
-                    on_event(event)
 
-        for chunk in source.chunks:
-            sent += len(chunk[1]) if isinstance(chunk, tuple) else len(chunk)
-            emit(self.push(chunk))
-        events = self.finish()
-        summary = events[-1]
-        acct = summary["accounting"]
-        acct["source_samples_sent"] = sent
-        acct["checks"]["source_sent_equals_in"] = sent == self.samples_in
-        if source.total_samples is not None:
-            acct["source_samples_total"] = source.total_samples
-            acct["checks"]["source_total_equals_in"] = source.total_samples == self.samples_in
-        acct["ok"] = all(acct["checks"].values())
-        emit(events)
-        return summary
+def run_source(streamer: Any, source: StreamSource, out: IO[str] | None = None,
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Stream a whole source through `streamer` (a `StreamClassifier` or a `MonitorStream`); write each event as
+    one JSON line to `out`; return the summary, its sample accounting checked against what the source sent."""
+    streamer.start(source.fs, source.leads, rails_mv=source.rails_mv, source=source.name)
+    sent = 0
+
+    def emit(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            if out is not None:
+                out.write(json.dumps(event, sort_keys=True) + "\n")
+            if on_event is not None:
+                on_event(event)
+
+    for chunk in source.chunks:
+        sent += len(chunk[1]) if isinstance(chunk, tuple) else len(chunk)
+        emit(streamer.push(chunk))
+    events = streamer.finish()
+    summary = events[-1]
+    acct = summary["accounting"]
+    acct["source_samples_sent"] = sent
+    acct["checks"]["source_sent_equals_in"] = sent == streamer.samples_in
+    if source.total_samples is not None:
+        acct["source_samples_total"] = source.total_samples
+        acct["checks"]["source_total_equals_in"] = source.total_samples == streamer.samples_in
+    acct["ok"] = all(acct["checks"].values())
+    emit(events)
+    return summary
 
 
 def write_events(events: Iterable[dict[str, Any]], out: IO[str] = sys.stdout) -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -28,8 +28,10 @@ from jepa_edge.tasks.outputs import TaskOutput
 
 from .base import OutputEngine, StreamError
 from .beats import QrsConfig, RhythmConfig, RhythmTracker, StreamingQrs
-from .classifier import StreamClassifier
+from .classifier import StreamClassifier, run_source
+from .config import StreamConfig
 from .resampler import PolyphaseResampler
+from .sources import StreamSource
 
 WITHHELD = "withheld"
 
@@ -86,6 +88,23 @@ class BeatModel:
         return cls.from_meta(engine, read_meta(model_dir), str(engine_path or model_dir))
 
 
+def is_beat_model(path: str | Path) -> bool:
+    """Whether a bundle (manifest.json) or model folder (meta.json) holds a beat model, read without verifying
+    anything: opening it (`BeatModel.open`) checks the bundle under the trust policy."""
+    import json
+
+    path = Path(path)
+    for name, key in (("manifest.json", "model"), ("meta.json", None)):
+        if (path / name).is_file():
+            try:
+                meta = json.loads((path / name).read_text())
+                meta = (meta.get(key) or {}) if key else meta
+                return isinstance(meta, dict) and meta.get("modality") == "ecg-beat"
+            except (OSError, ValueError, AttributeError):
+                return False
+    return False
+
+
 class BeatStream:
     """Chunks of the stream in, beat and episode events out; every beat is labelled, withheld or reported
     lost (too close to the end for a window)."""
@@ -118,6 +137,7 @@ class BeatStream:
         self.use_quality = False
         self.counts = {"beats": 0, "labelled": 0, WITHHELD: 0, "no_window": 0}
         self.class_counts = dict.fromkeys(self.model.output.names, 0)
+        self.episode_counts: dict[str, int] = {}
         self.engine_time = 0.0
         self.source = source
 
@@ -238,6 +258,7 @@ class BeatStream:
     def _episode(self, episode: tuple[int, int, str]) -> dict[str, Any]:
         fs = self.model.pre.fs
         onset, offset, rhythm = episode
+        self.episode_counts[rhythm] = self.episode_counts.get(rhythm, 0) + 1
         return {"type": "episode", "rhythm": rhythm, "onset": int(onset), "offset": int(offset),
                 "t_onset": round(onset / fs, 4), "t_offset": round(offset / fs, 4)}
 
@@ -246,33 +267,74 @@ class BeatStream:
         return events + [self._episode(e) for e in self.rhythm.finish(self.model_samples)]
 
     def summary(self) -> dict[str, Any]:
-        return {"beats": dict(self.counts), "classes": dict(self.class_counts), "engine_s": round(self.engine_time, 4),
+        return {"beats": dict(self.counts), "classes": dict(self.class_counts),
+                "episodes": dict(sorted(self.episode_counts.items())), "engine_s": round(self.engine_time, 4),
                 "model": self.model.name, "fs_model": self.model.pre.fs, "leads": list(self.model.pre.leads),
                 "beat": asdict(self.model.context), "config": asdict(self.config)}
 
 
-class MonitorStream:
-    """A window stream (quality, and window scores when it has an engine) and a beat stream fed the same chunks."""
+def quality_preprocessing(stream_leads: Sequence[str], first: str = "II") -> EcgPreprocessing:
+    """The quality windows a monitor without a window classifier checks: `first` (the beat model's lead), then
+    one other lead of the stream if it has one, at the rate, window and hop the quality limits were fitted for
+    (devices/stream/quality_eval.py, on MIT-BIH MLII + chest lead)."""
+    names = [canonical_lead(n) or n for n in stream_leads]
+    if first not in names:
+        raise StreamError(f"the stream has leads {names}; the beat model reads {first}")
+    other = [n for n in names if n != first]
+    return EcgPreprocessing(leads=(first, other[0]) if other else (first,))
 
-    def __init__(self, windows: StreamClassifier, beats: BeatStream) -> None:
+
+class MonitorStream:
+    """A window stream (quality, and window scores when it has an engine) and a beat stream fed the same chunks.
+
+    `windows=None`: a quality-only window stream over the beat model's lead and one other stream lead, made
+    when the stream starts (`quality_preprocessing`), with `stream_config`'s quality limits."""
+
+    def __init__(self, windows: StreamClassifier | None, beats: BeatStream,
+                 stream_config: StreamConfig | None = None) -> None:
+        self._own_windows = windows is None
         self.windows = windows
         self.beats = beats
+        self.stream_config = stream_config
 
-    def start(self, fs: float, leads: Iterable[str], source: str = "stream") -> None:
+    @classmethod
+    def open(cls, beats: str | Path, windows: str | Path | None = None, backend: str | None = None,
+             public_key: Any = None, require_signature: bool = False,
+             config: MonitorConfig | None = None, stream_config: StreamConfig | None = None) -> MonitorStream:
+        """A monitor from a beat bundle or model folder, next to a window classifier (bundle or folder) or, with
+        `windows=None`, next to quality-only windows. Both open under the same trust policy."""
+        beat_model = BeatModel.open(beats, backend=backend, public_key=public_key,
+                                    require_signature=require_signature)
+        options = {"backend": backend} if backend else {}
+        window_stream = (StreamClassifier.open(windows, config=stream_config, public_key=public_key,
+                                               require_signature=require_signature, **options)
+                         if windows is not None else None)
+        return cls(window_stream, BeatStream(beat_model, config), stream_config)
+
+    def start(self, fs: float, leads: Iterable[str], rails_mv: np.ndarray | None = None,
+              source: str = "stream") -> None:
         leads = list(leads)
-        self.windows.start(fs, leads, source=source)
+        if self._own_windows:
+            self.windows = StreamClassifier.quality_only(
+                quality_preprocessing(leads, self.beats.model.pre.leads[0]), self.stream_config)
+        self.windows.start(fs, leads, rails_mv=rails_mv, source=source)
         self.beats.start(fs, leads, source=source)
         self.busy = 0.0
-        self.samples = 0
         self.fs = float(fs)
 
+    @property
+    def samples_in(self) -> int:
+        return self.windows.samples_in
+
     def push(self, chunk: np.ndarray) -> list[dict[str, Any]]:
+        if isinstance(chunk, tuple):
+            raise StreamError(f"{self.beats.source}: the monitor takes untimed chunks (samples only); timestamped "
+                              "chunks with gaps would put the beat and window streams on different clocks")
         tick = time.perf_counter()
         win = self.windows.push(chunk)
         self.beats.quality(win)
         out = win + self.beats.push(np.asarray(chunk))
         self.busy += time.perf_counter() - tick
-        self.samples += len(chunk)
         return out
 
     def finish(self) -> list[dict[str, Any]]:
@@ -281,10 +343,17 @@ class MonitorStream:
         self.beats.quality(win)
         out = win[:-1] + self.beats.finish()
         self.busy += time.perf_counter() - tick
-        signal_s = self.samples / self.fs
-        summary = {**win[-1], "beats": self.beats.summary(), "monitor_processing_s": round(self.busy, 4),
+        signal_s = self.samples_in / self.fs
+        summary = {**win[-1], "beats": self.beats.summary(),
+                   "monitor_processing_s": round(self.busy, 4),
                    "monitor_real_time_factor": round(signal_s / self.busy, 1) if self.busy > 0 else None}
         return [*out, summary]
 
+    def run(self, source: StreamSource, out: IO[str] | None = None,
+            on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Stream a whole source; write each event as one JSON line to `out`; return the summary."""
+        return run_source(self, source, out, on_event)
 
-__all__ = ["WITHHELD", "BeatModel", "BeatStream", "MonitorConfig", "MonitorStream"]
+
+__all__ = ["WITHHELD", "BeatModel", "BeatStream", "MonitorConfig", "MonitorStream", "is_beat_model",
+           "quality_preprocessing"]

@@ -7,7 +7,7 @@ the stream withholds (noisy window) count as not detected as VEB / SVEB, so a wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import numpy as np
 import wfdb
 
 from jepa_edge.data.mitdb import read_mitdb
-from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
+from jepa_edge.data.preprocess import canonical_lead
 from jepa_edge.tasks.ec57 import (
     Counts,
     EpisodeScore,
@@ -31,7 +31,7 @@ from jepa_edge.tasks.ec57 import (
 
 from .classifier import StreamClassifier
 from .config import StreamConfig
-from .monitor import BeatModel, BeatStream, MonitorConfig, MonitorStream
+from .monitor import BeatModel, BeatStream, MonitorConfig, MonitorStream, quality_preprocessing
 
 RHYTHMS = ("VT", "B", "T")  # what the tracker reports and MIT-BIH 100-series annotates: VT, bigeminy, trigeminy
 
@@ -56,14 +56,6 @@ class RecordReplay:
     @property
     def real_time_factor(self) -> float:
         return float(self.summary.get("monitor_real_time_factor") or float("nan"))
-
-
-def quality_preprocessing(header_leads: Sequence[str]) -> EcgPreprocessing:
-    """The window stream a MIT-BIH record's quality is checked with: MLII first, then its chest lead, at the
-    rate, window and hop the quality limits were fitted for (devices/stream/quality_eval.py)."""
-    names = [canonical_lead(n) or n for n in header_leads]
-    other = [n for n in names if n != "II"]
-    return EcgPreprocessing(leads=("II", other[0]) if other else ("II",))
 
 
 def replay_record(path: str | Path, model: BeatModel, config: MonitorConfig | None = None,
@@ -163,4 +155,4 @@ def episode_agreement(a: RecordReplay, b: RecordReplay) -> dict[str, EpisodeScor
 
 
 __all__ = ["RHYTHMS", "RecordReplay", "beat_agreement", "detection_counts", "ectopic_counts", "episode_agreement",
-           "episode_scores", "gross", "quality_counts", "quality_preprocessing", "replay_record"]
+           "episode_scores", "gross", "quality_counts", "replay_record"]

@@ -153,9 +153,9 @@ def _preprocessing(manifest: dict[str, Any]) -> Any:
 
     try:
         modality = modality_of(manifest["model"])
-        if manifest["preprocessing"].get("kind") != modality.name:
-            raise ValueError(f"kind {manifest['preprocessing'].get('kind')!r} is not the model's modality "
-                             f"{modality.name!r}")
+        if manifest["preprocessing"].get("kind") != modality.preprocessing_kind:
+            raise ValueError(f"kind {manifest['preprocessing'].get('kind')!r} is not what the model's modality "
+                             f"{modality.name!r} takes ({modality.preprocessing_kind!r})")
         return modality.preprocessing(manifest["preprocessing"])
     except ModalityError as exc:
         raise BundleError(f"{MANIFEST_NAME}: $.model.modality: {exc}") from None

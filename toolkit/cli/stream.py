@@ -13,7 +13,11 @@ from .app import app, console, progress_bar, user_errors
 @app.command()
 @user_errors
 def stream(
-    bundle: Path = typer.Argument(..., help="bundle folder (manifest.json) or classifier model folder (meta.json)"),
+    bundle: Path = typer.Argument(..., help="bundle folder (manifest.json) or classifier model folder (meta.json): "
+                                            "a window classifier, or a beat model (then the arrhythmia monitor runs "
+                                            "with quality-only windows)"),
+    beats: Path = typer.Option(None, "--beats", help="beat model (bundle or folder) run next to the window "
+                                                     "classifier BUNDLE: beat events and rhythm episodes too"),
     record: Path = typer.Option(None, help="WFDB record to replay (path with or without .hea)"),
     realtime: bool = typer.Option(False, "--realtime", help="pace the replay at the record's sampling rate"),
     out: Path = typer.Option(None, help="events as JSON lines (default: stdout)"),
@@ -29,13 +33,23 @@ def stream(
     require_signature: bool = typer.Option(False, "--require-signature", help="refuse a bundle whose signature is "
                                                                               "not checked with --public-key"),
 ) -> None:
-    """Stream an ECG through a model: JSONL events (scores, hysteresis decisions, quality flags) and a summary."""
+    """Stream an ECG through a model: JSONL events (window scores, hysteresis decisions, quality flags; with a
+    beat model also beats labelled N / S / V or withheld, and rhythm episodes) and a summary."""
     from jepa_edge.devices.stream import StreamClassifier, StreamError, int16_source, record_source
+    from jepa_edge.devices.stream.monitor import MonitorStream, is_beat_model
 
     if (record is None) == (not stdin_int16):
         raise StreamError("give exactly one input: --record PATH or --stdin-int16 (with --fs and --leads)")
     options = {"backend": backend} if backend else {}
-    clf = StreamClassifier.open(bundle, public_key=public_key, require_signature=require_signature, **options)
+    trust = {"public_key": public_key, "require_signature": require_signature}
+    if beats is not None:
+        if is_beat_model(bundle):
+            raise StreamError(f"{bundle}: a beat model; with --beats, BUNDLE is the window classifier")
+        clf = MonitorStream.open(beats, windows=bundle, backend=backend, **trust)
+    elif is_beat_model(bundle):
+        clf = MonitorStream.open(bundle, backend=backend, **trust)
+    else:
+        clf = StreamClassifier.open(bundle, **trust, **options)
     if stdin_int16:
         if fs is None or not leads:
             raise StreamError("--stdin-int16 needs --fs HZ and --leads (e.g. --leads II,V1)")
@@ -77,6 +91,14 @@ def stream(
                   f"{summary['flagged_windows']} flagged {summary['flagged'] or ''}; "
                   f"samples in {acct['samples_in']} = consumed {acct['samples_consumed']} "
                   f"({'ok' if acct['ok'] else 'MISMATCH'}); real-time factor {summary['real_time_factor']}")
+    if "beats" in summary:
+        b = summary["beats"]
+        classes = ", ".join(f"{k} {v}" for k, v in b["classes"].items())
+        episodes = ", ".join(f"{k} {v}" for k, v in sorted(b["episodes"].items())) or "none"
+        console.print(f"{b['beats']['beats']} beats: {b['beats']['labelled']} labelled ({classes}), "
+                      f"{b['beats']['withheld']} withheld (noisy window), {b['beats']['no_window']} without a full "
+                      f"window (stream edges); episodes: {episodes}; monitor real-time factor "
+                      f"{summary['monitor_real_time_factor']}")
     if out:
         console.print(f"events: [bold]{out}[/]")
     if not acct["ok"]:

@@ -240,8 +240,10 @@ static const char *manifest_output_kind(const jefw_bundle_t *b) {
 int jefw_bundle_supported(const jefw_bundle_t *b, const jefw_model_t *m, char *err) {
     const char *modality = manifest_modality(b), *kind = manifest_output_kind(b);
     if (strcmp(modality, "ecg") != 0) {
-        jefw_errf(err, "%s: an %s model (model.modality); this runner classifies ECG windows only: run echo clips "
-                       "with `jepa-edge echo infer`", b->dir, modality);
+        jefw_errf(err, "%s: an %s model (model.modality); this runner classifies ECG windows only: %s", b->dir,
+                  modality, strcmp(modality, "ecg-beat") == 0
+                                ? "stream beat models with `jepa-edge stream` (no C beat detector yet)"
+                                : "run echo clips with `jepa-edge echo infer`");
         return JEFW_EXIT_UNSUPPORTED;
     }
     if (strcmp(kind, "multilabel") != 0) {
