@@ -319,6 +319,15 @@ def _never_crashes(bundle: Path, raw: bytes) -> None:
     assert isinstance(report.ok, bool)
 
 
+def test_a_broken_stored_profile_is_a_bundle_error(fuzz_bundle: Path, signed_bundle: Path) -> None:
+    """Found by the fuzzer below: `target.profile_data` that is not a profile raised ProfileError, not BundleError."""
+    manifest = json.loads((signed_bundle / "manifest.json").read_text())
+    manifest["target"]["profile_data"] = {"": None}
+    (fuzz_bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"\$\.target\.profile_data: .*not a device profile"):
+        open_bundle(fuzz_bundle)
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_manifest_never_crashes_the_loader(fuzz_bundle: Path, signed_bundle: Path, data) -> None:

@@ -248,10 +248,13 @@ class Bundle:
     def profile(self) -> Any:
         """The device profile the bundle was built for, as stored in it (`DeviceProfile`; None if it stores none):
         its ISA needs, engine threads, precision hint and budgets are the ones the build used."""
-        from jepa_edge.devices.profiles import DeviceProfile
+        from jepa_edge.devices.profiles import DeviceProfile, ProfileError
 
         data = self.manifest["target"].get("profile_data")
-        return DeviceProfile.from_dict(data, source=f"{self.path}/{MANIFEST_NAME}") if data else None
+        try:
+            return DeviceProfile.from_dict(data, source=f"{self.path}/{MANIFEST_NAME}") if data else None
+        except ProfileError as exc:  # a manifest that stores a broken profile is a broken bundle
+            raise BundleError(f"{MANIFEST_NAME}: $.target.profile_data: {exc}") from None
 
     @property
     def preprocessing(self) -> Any:
@@ -441,6 +444,8 @@ def verify_bundle(path: str | Path, public_key: PublicKeyLike | None = None, req
                 found.add("isa", "cpu", None, f"warning: {warning}")
         except IsaError as exc:
             found.add("isa", "cpu", False, str(exc))
+        except BundleError as exc:  # a stored profile that is not one
+            found.add("manifest", MANIFEST_NAME, False, str(exc).removeprefix(f"{MANIFEST_NAME}: "))
     if bundle is not None and not found.problems and run_golden:
         _run_golden(bundle, found)
     return VerifyReport(path=path, ok=not found.problems and manifest is not None, problems=found.problems,
