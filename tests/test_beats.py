@@ -232,6 +232,49 @@ def test_beat_bundle_refusals_say_what_is_wrong(beat_bundle: dict, ecg_classifie
     assert result.exit_code == 2 and "does not match manifest.json" in result.output, result.output
 
 
+def test_beat_parity_streams_every_stage_and_gates_int8_on_the_profile(beat_chain: dict, beat_bundle: dict,
+                                                                        data_root: Path, ecg_classifier_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """`jepa-edge parity` on a beat bundle: teacher, student FP32 and the bundle's INT8 each streamed through the
+    monitor on the same test records; the profile's one-of-N gates on the beats all labelled; EC57 figures and
+    episode agreement per stage; the report goes into the bundle, re-signed."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from jepa_edge.bundle import open_bundle
+    from jepa_edge.cli.app import app
+
+    bundle = Path(shutil.copytree(beat_bundle["bundle"], tmp_path / "bundle"))
+    private, public = str(beat_bundle["private"]), str(beat_bundle["public"])
+    args = ["parity", "--teacher", str(beat_chain["teacher"]), "--student", str(beat_chain["student"]),
+            "--bundle", str(bundle), "--data", str(data_root), "--limit", "4", "--beat-seconds", "600",
+            "--out", str(tmp_path / "report"), "--public-key", public, "--sign-key", private]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output  # every gate of cart-x86 held
+    report = json.loads((tmp_path / "report" / "parity.json").read_text())
+    assert report["output"]["kind"] == "multiclass" and report["data"]["records"] == list(BEAT_SPLIT["test"][:4])
+    assert report["data"]["beats"] == sum(r["beats_compared"] for r in report["data"]["per_record"]) > 2000
+    assert report["data"]["truth"]["V"] > 20, report["data"]["truth"]  # 106's PVCs are among the rows
+    int8 = "student-int8-openvino"
+    gated = {(g["stage"], g["gate"]): g for g in report["gates"]["results"]}
+    for gate in ("agreement", "cosine", "accuracy_drop_teacher", "accuracy_drop_fp32_int8"):
+        assert gated[(int8, gate)]["passed"], gated[(int8, gate)]["message"]
+    assert gated[(int8, "agreement")]["limit"] == float(load_profile("cart-x86").gates["agreement"])
+    stream = report["data"]["stream"]
+    assert set(stream) >= {"teacher-fp32", "student-fp32", int8}
+    assert stream[int8]["withheld"] == stream["student-fp32"]["withheld"] > 0  # same quality windows, 105's noise
+    assert stream[int8]["beat_agreement_vs_student_fp32"] >= 0.99
+    assert stream[int8]["veb"]["tp"] + stream[int8]["veb"]["fn"] > 5  # EC57 leaves each record's first 5 min out
+    manifest = open_bundle(bundle, public_key=public, require_signature=True).manifest
+    assert manifest["parity"]["passed"] is True and (bundle / "reports" / "parity.html").is_file()
+
+    other = CliRunner().invoke(app, ["parity", "--teacher", str(ecg_classifier_dir), "--bundle", str(bundle),
+                                     "--data", str(data_root), "--no-write-bundle"])
+    assert other.exit_code == 2 and "same modality and task" in " ".join(other.output.split()), other.output
+
+
 def test_beat_probe_reports_the_test_records_only(beat_chain: dict) -> None:
     metrics = beat_chain["probe_metrics"]
     test = metrics["test"]

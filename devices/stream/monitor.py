@@ -109,10 +109,11 @@ class BeatStream:
     """Chunks of the stream in, beat and episode events out; every beat is labelled, withheld or reported
     lost (too close to the end for a window)."""
 
-    def __init__(self, model: BeatModel, config: MonitorConfig | None = None) -> None:
+    def __init__(self, model: BeatModel, config: MonitorConfig | None = None, keep_outputs: bool = False) -> None:
         self.model = model
         self.config = config or MonitorConfig()
         self.before, self.after = model.context.offsets(model.pre)
+        self.keep_outputs = keep_outputs  # parity: keep each labelled beat's (fused logits, embedding)
 
     def start(self, fs: float, leads: Iterable[str], source: str = "stream") -> None:
         pre = self.model.pre
@@ -140,6 +141,7 @@ class BeatStream:
         self.episode_counts: dict[str, int] = {}
         self.engine_time = 0.0
         self.source = source
+        self.outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- quality from the window stream ---------------------------------------------------------------
     def quality(self, window_events: Iterable[dict[str, Any]]) -> None:
@@ -228,10 +230,14 @@ class BeatStream:
             x = np.stack([self._hist[:, b - self.before - self._hist_start : b + self.after - self._hist_start]
                           for b in batch])
             tick = time.perf_counter()
-            logits = self.model.engine.outputs(x)["logits"]
+            outputs = self.model.engine.outputs(x)
             self.engine_time += time.perf_counter() - tick
+            logits = outputs["logits"]
             if self.model.fusion is not None:
                 logits = self.model.fusion(logits, np.stack([self._rr(b) for b in batch]))
+            if self.keep_outputs:
+                for b, lg, emb in zip(batch, logits, outputs["embedding"], strict=True):
+                    self.outputs[b] = (np.asarray(lg, dtype=np.float64), np.asarray(emb, dtype=np.float64))
             probs = self.model.output.probabilities(logits)
             for b, p in zip(batch, probs, strict=True):
                 labelled[b] = p

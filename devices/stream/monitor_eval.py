@@ -52,6 +52,7 @@ class RecordReplay:
     window_flagged: np.ndarray
     window_reference: np.ndarray  # `~` noisy or unreadable in either lead for >= half the window
     summary: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # beat -> (logits, embedding)
 
     @property
     def real_time_factor(self) -> float:
@@ -59,16 +60,20 @@ class RecordReplay:
 
 
 def replay_record(path: str | Path, model: BeatModel, config: MonitorConfig | None = None,
-                  stream_config: StreamConfig | None = None, chunk_s: float = 1.0) -> RecordReplay:
-    """Stream a MIT-BIH record chunk by chunk through quality windows and the beat model; collect the events."""
+                  stream_config: StreamConfig | None = None, chunk_s: float = 1.0, seconds: float | None = None,
+                  keep_outputs: bool = False) -> RecordReplay:
+    """Stream a MIT-BIH record (its first `seconds`, else all of it) chunk by chunk through quality windows and
+    the beat model; collect the events (`keep_outputs`: and each labelled beat's fused logits and embedding)."""
     path = Path(path)
     header = wfdb.rdheader(str(path))
     leads = tuple(canonical_lead(n) or n for n in header.sig_name)
     rec, ann = read_mitdb(path, leads=leads)
     windows = StreamClassifier.quality_only(quality_preprocessing(header.sig_name), stream_config)
-    monitor = MonitorStream(windows, BeatStream(model, config))
+    beat_stream = BeatStream(model, config, keep_outputs=keep_outputs)
+    monitor = MonitorStream(windows, beat_stream)
     monitor.start(rec.fs, leads, source=path.name)
-    x = rec.signal.T
+    end = rec.signal.shape[1] if seconds is None else min(rec.signal.shape[1], int(round(seconds * rec.fs)))
+    x = rec.signal[:, :end].T
     step = max(1, int(round(chunk_s * rec.fs)))
     events: list[dict[str, Any]] = []
     for i in range(0, x.shape[0], step):
@@ -86,19 +91,21 @@ def replay_record(path: str | Path, model: BeatModel, config: MonitorConfig | No
     win = [e for e in events if e["type"] == "window"]
     starts = np.asarray([int(round(e["t_start"] * rec.fs)) for e in win], dtype=np.int64)
     length = int(round(windows.pre.window_s * rec.fs))
-    intervals = ann.noise_intervals(len(leads), rec.signal.shape[1])
+    intervals = ann.noise_intervals(len(leads), end)
     reference = np.zeros(len(starts), dtype=bool)
     for lead_intervals in intervals:
         reference |= reference_window_flags(lead_intervals, starts, length, 0.5)
-    keep = [i for i, s in enumerate(ann.symbols) if aami_class(s) is not None]
-    ref_eps = rhythm_episodes(ann.rhythm, rec.signal.shape[1])
+    keep = [i for i, s in enumerate(ann.symbols) if aami_class(s) is not None and ann.samples[i] < end]
+    ref_eps = {r: [(a, min(b, end)) for a, b in eps if a < end]
+               for r, eps in rhythm_episodes(ann.rhythm, rec.signal.shape[1]).items()}
     return RecordReplay(
         name=path.name, fs=rec.fs, ref_samples=ann.samples[keep],
         ref_classes=[aami_class(ann.symbols[i]) for i in keep],
         beats=beats[order], labels=[beat_ev[i].get("label") for i in order], episodes=episodes,
         ref_episodes={r: list(ref_eps.get(r, [])) for r in RHYTHMS}, window_starts=starts,
         window_flagged=np.asarray([e["quality"] != "ok" for e in win], dtype=bool), window_reference=reference,
-        summary=events[-1])
+        summary=events[-1],
+        outputs={int(round(b * scale)): v for b, v in beat_stream.outputs.items()})
 
 
 def detection_counts(r: RecordReplay, start_s: float = 0.0) -> Counts:

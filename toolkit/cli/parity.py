@@ -54,7 +54,9 @@ def parity(
                                          "other folder; its split/fold column gives folds when set)"),
     split: str = typer.Option("test", help="echo: held-out EchoNet split (FileList.csv Split: train, val, test)"),
     clips: int = typer.Option(3, help="echo: clips per video, spread over the whole video, outputs averaged"),
-    limit: int = typer.Option(None, help="evaluate at most this many records (ECG) or videos (echo)"),
+    limit: int = typer.Option(None, help="evaluate at most this many records (ECG, beats) or videos (echo)"),
+    beat_seconds: float = typer.Option(None, help="beat models: stream only the first SECONDS of each MIT-BIH test "
+                                                  "record (default: all of it)"),
     n_boot: int = typer.Option(1000, help="bootstrap rounds for confidence intervals"),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="perturbation sweep (ECG: noise, wander, mains, lead "
                                                              "off; echo: depth attenuation, acoustic shadow - gated)"),
@@ -79,7 +81,7 @@ def parity(
                        profile=profile, sweep=sweep, write_to_bundle=write_bundle, out=str(out) if out else None,
                        sign_key=str(sign_key) if sign_key else None, split=split, clips_per_video=clips,
                        threads=threads, public_key=str(public_key) if public_key else None,
-                       require_signature=require_signature)
+                       require_signature=require_signature, beat_seconds=beat_seconds)
     with progress_bar() as bar:
         task_id = bar.add_task("parity", total=None, status="")
 
@@ -141,7 +143,7 @@ def show_summary(result) -> None:
 
 
 def num(v, fmt="{:.4f}") -> str:
-    return "-" if v is None else fmt.format(v)
+    return "-" if v is None or v != v else fmt.format(v)  # None, NaN: not defined (e.g. no reference VEB)
 
 
 def show_strata(result, block) -> None:
@@ -181,8 +183,12 @@ def show_output_summary(result) -> None:
 
     regression = result.kind == "regression"
     data = result.data
-    title = (f"parity on {data.get('videos')} {str(data.get('split')).upper()} videos x {data.get('clips_per_video')} "
-             f"clips" + (" (synthetic)" if data.get("synthetic") else ""))
+    if "stream" in data:  # beat models: every stage streamed through the monitor
+        title = (f"parity on {data['beats']} beats of {len(data['records'])} MIT-BIH test records, streamed"
+                 + (f" (first {data['seconds_per_record']:g} s of each)" if data.get("seconds_per_record") else ""))
+    else:
+        title = (f"parity on {data.get('videos')} {str(data.get('split')).upper()} videos x "
+                 f"{data.get('clips_per_video')} clips" + (" (synthetic)" if data.get("synthetic") else ""))
     table = Table(title=title)
     table.add_column("stage", no_wrap=True, min_width=24)
     metric = f"{result.classes[0]} MAE [95% CI]" if regression else "accuracy [95% CI]"
@@ -203,6 +209,8 @@ def show_output_summary(result) -> None:
                       num(ref.get("mean_abs_value_diff" if regression else "agreement"), "{:.3f}"),
                       num(ref.get("cosine_mean")), num(stage.latency.get("batch1_median_ms"), "{:.1f}"))
     console.print(table)
+    if "stream" in data:
+        show_stream_summary(data["stream"])
     for name, why in result.skipped.items():
         console.print(f"[yellow]not run:[/] {name}: {why}", soft_wrap=True)
     for gate, why in result.gates_not_applied.items():
@@ -210,3 +218,24 @@ def show_output_summary(result) -> None:
     for key in ("bundle_html", "html"):
         if key in result.report_paths:
             console.print(f"report: {result.report_paths[key]}", soft_wrap=True)
+
+
+def show_stream_summary(stream: dict) -> None:
+    """Beat models: EC57 gross figures of each stage's replay and its agreement with the student FP32's."""
+    from rich.table import Table
+
+    table = Table(title="the same replays judged as EC57 does (withheld beats count as misses)")
+    table.add_column("stage", no_wrap=True, min_width=24)
+    for col in ("VEB Se / +P", "SVEB Se / +P", "withheld", "beat agreement", "episodes found / of FP32's",
+                "monitor RTF"):
+        table.add_column(col)
+    for name, e in stream.items():
+        episodes = e.get("episodes_vs_student_fp32")
+        table.add_row(name, f"{num(e['veb']['se'], '{:.3f}')} / {num(e['veb']['ppv'], '{:.3f}')}",
+                      f"{num(e['sveb']['se'], '{:.3f}')} / {num(e['sveb']['ppv'], '{:.3f}')}", str(e["withheld"]),
+                      num(e.get("beat_agreement_vs_student_fp32")),
+                      "-" if episodes is None else ", ".join(
+                          f"{r} {v['found']}/{v['student_fp32_episodes']}" for r, v in episodes.items()
+                          if v["student_fp32_episodes"] or v["stage_episodes"]) or "none on either",
+                      num(e.get("real_time_factor_median"), "{:.0f}"))
+    console.print(table)

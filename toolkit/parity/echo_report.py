@@ -143,11 +143,13 @@ def render_output_html(result: ParityResult) -> str:
     what = (f"regression of {', '.join(result.classes)} ({output.get('unit', '')})" if result.kind == "regression"
             else f"one-of-N over {', '.join(result.classes)}")
     synthetic = " <b>Synthetic videos</b> (not patient data)." if data.get("synthetic") else ""
+    rows_are = html.escape(str(data["rows"])) if data.get("rows") else (
+        f"{data.get('videos')} videos x {data.get('clips_per_video')} clips (spread over each video, outputs "
+        f"averaged per video, each stage with its own preprocessing).")
     parts = [page_start(verdict_heading(result)),
              f"<p>Bundle: <code>{html.escape(str(result.bundle))}</code>. Data: <code>"
              f"{html.escape(str(data.get('root')))}</code>, split {html.escape(str(data.get('split')))}, "
-             f"{data.get('videos')} videos x {data.get('clips_per_video')} clips (spread over each video, outputs "
-             f"averaged per video, each stage with its own preprocessing).{synthetic} Head: {html.escape(what)}. "
+             f"{rows_are}{synthetic} Head: {html.escape(what)}. "
              f"Gates from {html.escape(result.gate_source)}.</p>"]
     parts += gates_section(result)
     pre = data.get("preprocessing") or {}
@@ -175,10 +177,30 @@ def render_output_html(result: ParityResult) -> str:
         parts.append("<h2>Parity under perturbation</h2>")
         parts.append(f'<img alt="metric vs perturbation" src="{sweep}">')
         parts.append(_sweep_table(result))
-    parts += latency_section(result, unit="clips")
+    if data.get("stream"):
+        parts.append("<h2>The same replays judged as EC57 does</h2>")
+        parts.append(_stream_table(data["stream"]))
+    if any(s.latency for s in result.stages.values()):
+        parts += latency_section(result, unit="clips")
     parts += golden_section(result)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _stream_table(stream: dict[str, Any]) -> str:
+    """Beat models: EC57 gross figures of each stage's replay, and its agreement with the student FP32's."""
+    def pair(d: dict[str, Any]) -> str:
+        return " / ".join("-" if d.get(k) is None or d[k] != d[k] else f"{d[k]:.3f}" for k in ("se", "ppv"))
+
+    rows = []
+    for name, e in stream.items():
+        eps = e.get("episodes_vs_student_fp32") or {}
+        rows.append([name, f"{pair(e['veb'])} ({e['veb']['tp'] + e['veb']['fn']} V)", pair(e["sveb"]), e["withheld"],
+                     e.get("beat_agreement_vs_student_fp32"),
+                     ", ".join(f"{r} {v['found']}/{v['student_fp32_episodes']}" for r, v in eps.items()) or "-",
+                     e.get("real_time_factor_median")])
+    return _table(["stage", "VEB Se / +P", "SVEB Se / +P", "beats withheld", "beat agreement vs student FP32",
+                   "episodes of the student FP32 found", "monitor RTF (median)"], rows)
 
 
 __all__ = ["echo_sweep_figure", "per_class_figure", "render_output_html", "truth_scatter_figure"]

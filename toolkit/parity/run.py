@@ -86,6 +86,8 @@ class ParityConfig:
     clips_per_video: int = 3
     echo_sweep: tuple[tuple[str, int], ...] = ECHO_SWEEP
     threads: int | None = None  # engine threads for every stage (None: each back end's default)
+    # beat models (MIT-BIH test records, `limit` of them): replay only the first SECONDS of each (None: all)
+    beat_seconds: float | None = None
 
 
 @dataclass
@@ -384,10 +386,11 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
         opened = open_bundle(bundle, policy)
     modality = check_modalities(teacher_meta, student_meta, opened, teacher_dir)
     if modality != "ecg":  # the one place parity tells the modalities apart
+        from .beats import run_beat_parity
         from .echo import run_echo_parity
 
-        return run_echo_parity(teacher_dir, teacher_meta, student_dir, student_meta, opened, data, cfg,
-                               extra_stages, say)
+        runner = run_beat_parity if modality == "ecg-beat" else run_echo_parity
+        return runner(teacher_dir, teacher_meta, student_dir, student_meta, opened, data, cfg, extra_stages, say)
 
     classes = list(teacher_meta.get("labels") or [])
     manifest: dict[str, Any] | None = None
