@@ -7,8 +7,10 @@ stream (neurokit2 R peaks, the beat model on a 3 s MLII window, rhythm tracker).
   - QRS detection Se / +P per record and gross (150 ms matching);
   - VEB and SVEB Se / +P per record and gross (EC57 beat-by-beat, first 5 minutes left out; a beat withheld for
     noise counts as not called), for the deployed INT8 student, its FP32 form and the teacher, and for a
-    baseline (`--baseline`: another beat classifier, e.g. the head on the other encoder) with paired 95 %
-    intervals of the gross Se difference, bootstrap over records;
+    the trivial baseline every beat model must beat (`rr-only`: the RR-interval fusion with no morphology, fitted
+    on the training + validation reference beats, streamed through the same monitor) and optionally another beat
+    classifier (`--baseline`, e.g. the head on the other encoder), each with paired 95 % intervals of the gross
+    Se and +P differences, bootstrap over records;
   - VT, bigeminy (B), trigeminy (T) episode and duration Se / +P;
   - quality flags' window Se / Sp against the `~` annotations on the quality score's held-out records (DS2);
   - stream parity: INT8 beat labels and episodes against FP32 and the teacher, gated by the device profile's
@@ -38,6 +40,7 @@ from jepa_edge.devices.profiles import load_profile
 from jepa_edge.devices.stream import monitor_eval as me
 from jepa_edge.devices.stream.monitor import BeatModel
 from jepa_edge.devices.stream.quality_eval import DS2
+from jepa_edge.tasks.beat_probe import rr_only_fusion
 from jepa_edge.tasks.beats import BEAT_SPLIT, mitdb_dir
 from jepa_edge.tasks.ec57 import Counts
 
@@ -113,6 +116,7 @@ def main() -> None:
               "student_fp32": BeatModel.open(args.student, backend="torch"),
               "student_int8": (BeatModel.open(int8_path) if int8_path.is_dir()
                                else BeatModel.open(args.student, engine_path=int8_path))}
+    models["rr_only"] = BeatModel.rr_only(rr_only_fusion(args.data or data_root()), models["student_fp32"])
     if args.baseline:
         models["baseline"] = BeatModel.open(args.baseline, backend="torch")
     replays = {}
@@ -139,13 +143,19 @@ def main() -> None:
         g = result["beats"][key]["gross"]
         print(f"  {key:>24}: VEB Se {fmt(g['V']['se'])} +P {fmt(g['V']['ppv'])}   SVEB Se {fmt(g['S']['se'])} "
               f"+P {fmt(g['S']['ppv'])}   monitor RTF {g['rtf']:.0f}")
-    if args.baseline:
-        result["vs_baseline"] = {}
+    for base in ("rr_only", "baseline"):
+        if base not in replays:
+            continue
+        result[f"vs_{base}"] = {}
         for target in ("V", "S"):
-            point, lo, hi = se_diff_ci([me.ectopic_counts(r, target) for r in deployed],
-                                       [me.ectopic_counts(r, target) for r in replays["baseline"]])
-            result["vs_baseline"][target] = {"se_diff": point, "ci95": [lo, hi]}
-            print(f"  INT8 student minus baseline, {target} Se: {fmt(point)} [{fmt(lo)}, {fmt(hi)}]")
+            a = [me.ectopic_counts(r, target) for r in deployed]
+            b = [me.ectopic_counts(r, target) for r in replays[base]]
+            se = se_diff_ci(a, b)
+            ppv = se_diff_ci(*([Counts(c.tp, c.fp, 0) for c in side] for side in (a, b)))  # +P = tp / (tp + fp)
+            result[f"vs_{base}"][target] = {"se_diff": se[0], "ci95": [se[1], se[2]],
+                                            "ppv_diff": ppv[0], "ppv_ci95": [ppv[1], ppv[2]]}
+            print(f"  INT8 student minus {base}, {target}: Se {fmt(se[0])} [{fmt(se[1])}, {fmt(se[2])}], "
+                  f"+P {fmt(ppv[0])} [{fmt(ppv[1])}, {fmt(ppv[2])}]")
 
     print("\nrhythm episodes (deployed INT8 student), gross over the test records")
     result["episodes"] = {}

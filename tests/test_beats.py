@@ -275,6 +275,26 @@ def test_beat_parity_streams_every_stage_and_gates_int8_on_the_profile(beat_chai
     assert other.exit_code == 2 and "same modality and task" in " ".join(other.output.split()), other.output
 
 
+def test_rr_only_baseline_streams_the_same_beats_and_decides_by_rhythm_alone(beat_chain: dict, data_root: Path,
+                                                                             mitdb_dir: Path) -> None:
+    """The trivial baseline of the EC57 tables: same detector, same quality windows, same beats withheld as the
+    model it stands beside; its labels come from the RR intervals only (fitted on training + validation beats)."""
+    from jepa_edge.tasks.beat_probe import rr_only_fusion
+
+    model = BeatModel.open(beat_chain["student"], backend="torch")
+    baseline = BeatModel.rr_only(rr_only_fusion(data_root), model)
+    a = me.replay_record(mitdb_dir / "106", model, seconds=600)
+    b = me.replay_record(mitdb_dir / "106", baseline, seconds=600)
+    assert np.array_equal(a.beats, b.beats)
+    assert [x == "withheld" for x in a.labels] == [x == "withheld" for x in b.labels]
+    labelled = [i for i, x in enumerate(b.labels) if x in ("N", "S", "V")]
+    rr = rr_features(b.beats)  # offline, from the same detected beats
+    expected = baseline.fusion(np.zeros((len(b.beats), 3)), rr).argmax(1)
+    same = np.mean([b.labels[i] == baseline.output.names[expected[i]] for i in labelled])
+    assert same >= 0.99, same  # (rounding of positions between rates can move a beat across a boundary)
+    assert "V" in b.labels  # 106's bigeminy: premature beats with a compensatory pause
+
+
 def test_beat_probe_reports_the_test_records_only(beat_chain: dict) -> None:
     metrics = beat_chain["probe_metrics"]
     test = metrics["test"]

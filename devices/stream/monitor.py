@@ -44,6 +44,16 @@ class MonitorConfig:
     history_s: float = 20.0  # normalised beat-lead signal kept (>= the beat window plus the detector's delay)
 
 
+class _NoMorphology:
+    """An engine that says nothing about a beat's shape: zero logits, a zero-width embedding."""
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.zeros((len(x), self.classes), np.float32), "embedding": np.zeros((len(x), 1), np.float32)}
+
+
 @dataclass
 class BeatModel:
     """A beat engine with what reading it needs: its preprocessing, where the beat sits, its classes."""
@@ -66,6 +76,12 @@ class BeatModel:
         fusion = RrFusion.from_dict(meta["rr_fusion"]) if meta.get("rr_fusion") else None
         return cls(engine, EcgPreprocessing.from_dict(meta["preprocessing"]), BeatContext(**meta.get("beat", {})),
                    output, name, fusion)
+
+    @classmethod
+    def rr_only(cls, fusion: RrFusion, like: BeatModel) -> BeatModel:
+        """The RR-interval baseline streamed exactly as `like` (same preprocessing, beat position, classes): an
+        engine with no opinion (zero logits), so only `fusion`'s RR terms decide."""
+        return cls(_NoMorphology(len(like.output.names)), like.pre, like.context, like.output, "rr-only", fusion)
 
     @classmethod
     def open(cls, path: str | Path, backend: str | None = None, engine_path: str | Path | None = None,

@@ -21,21 +21,10 @@ from ..data.preprocess import EcgPreprocessing
 from ..tasks.beats import BEAT_SPLIT, BeatContext, RrFusion, mitdb_dir
 from ..tasks.ec57 import match_beats
 from ..tasks.outputs import TaskOutput
+from . import run as parity_run
 from .evaluate import ParityError, StageOutputs
 from .output_eval import check_same_task, evaluate_outputs
-from .run import (
-    STUDENT,
-    TEACHER,
-    ParityConfig,
-    ParityResult,
-    _config_dict,
-    collect_engines,
-    engine_options,
-    golden_gate,
-    resolved_gates,
-    run_golden,
-    write_reports,
-)
+from .run import STUDENT, TEACHER, ParityConfig, ParityResult
 
 
 def _beat_model(engine: Any, pre: EcgPreprocessing, meta: Mapping[str, Any], output: TaskOutput, name: str) -> Any:
@@ -128,9 +117,9 @@ def run_beat_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
             student_pre, student_src = EcgPreprocessing.from_dict(student_meta["preprocessing"]), student_meta
     root = mitdb_dir(data)
     records = list(BEAT_SPLIT["test"])[: cfg.limit]
-    golden = run_golden(opened, cfg, say)
-    engines, gated, skipped = collect_engines(teacher_dir, teacher_pre, student_dir, student_pre, opened,
-                                              extra_stages, cfg, **engine_options(cfg))
+    golden = parity_run.run_golden(opened, cfg, say)
+    engines, gated, skipped = parity_run.collect_engines(teacher_dir, teacher_pre, student_dir, student_pre, opened,
+                                              extra_stages, cfg, **parity_run.engine_options(cfg))
     decoders = {name: teacher_out if name == TEACHER else student_out for name in engines}
     replays: dict[str, list[Any]] = {}
     for name, (engine, pre) in engines.items():
@@ -140,12 +129,9 @@ def run_beat_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
             say(f"stage {name}: record {rec} ({k}/{len(records)})")
             replays[name].append(me.replay_record(root / rec, model, seconds=cfg.beat_seconds, keep_outputs=True))
     truth, stages, per_record = stage_rows(replays, list(teacher_out.names))
-    gates, source = resolved_gates(cfg, opened.manifest if opened is not None else None)
+    gates, source = parity_run.resolved_gates(cfg, opened.manifest if opened is not None else None)
     say("metrics and bootstrap")
     result = evaluate_outputs(truth, stages, decoders, gated, gates, cfg.n_boot, cfg.seed, source)
-    result.skipped = skipped
-    result.golden = golden
-    result.bundle = str(opened.path) if opened is not None else None
     result.data = {"root": str(root), "records": records, "seconds_per_record": cfg.beat_seconds,
                    "split": "MIT-BIH inter-patient test records (jepa_edge.tasks.beats.BEAT_SPLIT)",
                    "beats": int(len(truth)), "per_record": per_record,
@@ -155,11 +141,7 @@ def run_beat_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
                              "labelled (not withheld) that the reference annotates N, S or V within 150 ms.",
                    "truth": {c: int(np.sum(truth == i)) for i, c in enumerate(teacher_out.names)},
                    "stream": stream_figures(replays)}
-    result.config = _config_dict(cfg)
-    if golden is not None:
-        result.gate_results.append(golden_gate(golden))
-    write_reports(result, cfg, opened.path if opened is not None else None)
-    return result
+    return parity_run.finish_result(result, opened, golden, skipped, cfg)
 
 
 __all__ = ["run_beat_parity", "stage_rows", "stream_figures"]

@@ -35,13 +35,11 @@ from .run import (
     TEACHER,
     ParityConfig,
     ParityResult,
-    _config_dict,
     collect_engines,
     engine_options,
-    golden_gate,
+    finish_result,
     resolved_gates,
     run_golden,
-    write_reports,
 )
 
 ECHONET_SUBDIRS = ("", "echonet", "EchoNet-Dynamic")
@@ -212,9 +210,6 @@ def run_echo_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
     say("metrics and bootstrap")
     result = evaluate_outputs(truth, per_condition[CLEAN], decoders, gated, gates, cfg.n_boot, cfg.seed, source,
                               rows)
-    result.skipped = skipped
-    result.golden = golden
-    result.bundle = str(opened.path) if opened is not None else None
     result.data = {"root": str(root), "split": split, "videos": len(items),
                    "clips_per_video": cfg.clips_per_video, "video_names": [Path(it.path).name for it in items],
                    "synthetic": (root / "SYNTHETIC.txt").is_file(),
@@ -224,11 +219,7 @@ def run_echo_parity(teacher_dir: Path, teacher_meta: Mapping[str, Any], student_
                                 "min": float(np.min(truth)), "max": float(np.max(truth))}
     else:
         result.data["truth"] = {name: int(np.sum(truth == c)) for c, name in enumerate(teacher_out.names)}
-    result.config = _config_dict(cfg)
-    if golden is not None:
-        result.gate_results.append(golden_gate(golden))
-    write_reports(result, cfg, opened.path if opened is not None else None)
-    return result
+    return finish_result(result, opened, golden, skipped, cfg)
 
 
 __all__ = ["EchoStage", "echonet_root", "run_echo_parity", "run_echo_stages", "stage_clips",

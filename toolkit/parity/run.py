@@ -342,6 +342,19 @@ def golden_gate(golden: Mapping[str, Any]) -> GateResult:
                       direction="max", passed=bool(golden["ok"]), detail="; ".join(golden["problems"][:3]))
 
 
+def finish_result(result: ParityResult, opened: Any, golden: dict[str, Any] | None, skipped: dict[str, str],
+                  cfg: ParityConfig) -> ParityResult:
+    """What every parity runner adds last: stages not run, the golden-vector gate, the config, the reports."""
+    result.skipped = skipped
+    result.golden = golden
+    result.bundle = str(opened.path) if opened is not None else None
+    result.config = _config_dict(cfg)
+    if golden is not None:
+        result.gate_results.append(golden_gate(golden))
+    write_reports(result, cfg, opened.path if opened is not None else None)
+    return result
+
+
 def resolved_gates(cfg: ParityConfig, manifest: Mapping[str, Any] | None) -> tuple[dict[str, float], str]:
     """The profile's gates (named, else the bundle's target, else the default) <- `cfg.gates`, and their source."""
     profile_gates, source = _profile_gates(cfg, manifest)

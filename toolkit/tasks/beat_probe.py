@@ -18,7 +18,7 @@ from torch import nn
 
 from ..models.checkpoint import build_encoder, encoder_spec, load_encoder, save_model
 from ..models.heads import Classifier, LinearHead, build_head
-from .beats import BEAT_CLASSES, BEAT_SPLIT, BeatContext, BeatDataError, fit_rr_fusion, labelled_beats
+from .beats import BEAT_CLASSES, BEAT_SPLIT, BeatContext, BeatDataError, RrFusion, fit_rr_fusion, labelled_beats
 from .outputs import TaskOutput
 from .probe import encode, window_logits, write_metrics
 
@@ -146,6 +146,21 @@ def probe_beats(encoder_dir: str | Path, data: str | Path | None, out: str | Pat
     return Path(model_dir), metrics
 
 
+def rr_only_fusion(data: str | Path | None, balance: float = 0.5) -> RrFusion:
+    """The trivial beat classifier every beat model must beat: the RR fusion with no morphology (zero logits),
+    fitted on the reference beats of the training and validation records. Premature beats with a compensatory
+    pause are VEB to it; it cannot tell a premature VEB from a premature SVEB by shape."""
+    from dataclasses import replace
+
+    from .beats import beat_preprocessing
+
+    pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))  # windows are not used, only beat positions
+    sets = [labelled_beats(pre, data, s) for s in ("train", "val")]
+    rr = np.concatenate([b.rr for b in sets])
+    y = np.concatenate([b.labels for b in sets])
+    return fit_rr_fusion(np.zeros((len(y), len(BEAT_CLASSES))), rr, y, balance=balance)
+
+
 def fuse_classifier(model_dir: str | Path, data: str | Path | None, batch: int = 256) -> dict[str, Any]:
     """Fit the RR fusion of a beat classifier folder (e.g. a distilled student) on the validation records and
     write it into its meta.json (weights untouched); returns test-record reports without and with it."""
@@ -176,4 +191,4 @@ def fuse_classifier(model_dir: str | Path, data: str | Path | None, batch: int =
 
 
 __all__ = ["BEAT_TASK", "BeatProbeConfig", "beat_output", "class_report", "fit_beat_head", "fuse_classifier",
-           "probe_beats"]
+           "probe_beats", "rr_only_fusion"]
