@@ -182,8 +182,8 @@ def main() -> None:
     result["parity"] = {"gate_agreement": gate, "profile": args.profile}
     for ref in ("student_fp32", "teacher"):
         agree = [me.beat_agreement(a, b) for a, b in zip(replays[ref], deployed, strict=True)]
-        beats = sum(a["beats"] for a in agree)
-        total = sum(a["agreement"] * a["beats"] for a in agree if a["beats"]) / max(beats, 1)
+        total, beats = me.gross_beat_agreement(agree)
+        total = total or 0.0  # no beat labelled by both: nothing agrees
         eps = {rh: me.gross([me.episode_agreement(a, b)[rh] for a, b in zip(replays[ref], deployed, strict=True)])
                .to_dict() for rh in me.RHYTHMS}
         passed = total >= gate if ref == "student_fp32" else None

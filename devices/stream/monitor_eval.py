@@ -29,9 +29,8 @@ from jepa_edge.tasks.ec57 import (
     rhythm_episodes,
 )
 
-from .classifier import StreamClassifier
 from .config import StreamConfig
-from .monitor import BeatModel, BeatStream, MonitorConfig, MonitorStream, quality_preprocessing
+from .monitor import BeatModel, BeatStream, MonitorConfig, MonitorStream
 
 RHYTHMS = ("VT", "B", "T")  # what the tracker reports and MIT-BIH 100-series annotates: VT, bigeminy, trigeminy
 
@@ -68,9 +67,8 @@ def replay_record(path: str | Path, model: BeatModel, config: MonitorConfig | No
     header = wfdb.rdheader(str(path))
     leads = tuple(canonical_lead(n) or n for n in header.sig_name)
     rec, ann = read_mitdb(path, leads=leads)
-    windows = StreamClassifier.quality_only(quality_preprocessing(header.sig_name), stream_config)
     beat_stream = BeatStream(model, config, keep_outputs=keep_outputs)
-    monitor = MonitorStream(windows, beat_stream)
+    monitor = MonitorStream(None, beat_stream, stream_config)  # quality-only windows, as `jepa-edge stream` runs
     monitor.start(rec.fs, leads, source=path.name)
     end = rec.signal.shape[1] if seconds is None else min(rec.signal.shape[1], int(round(seconds * rec.fs)))
     x = rec.signal[:, :end].T
@@ -90,7 +88,7 @@ def replay_record(path: str | Path, model: BeatModel, config: MonitorConfig | No
                                                          int(round(e["offset"] * scale))))
     win = [e for e in events if e["type"] == "window"]
     starts = np.asarray([int(round(e["t_start"] * rec.fs)) for e in win], dtype=np.int64)
-    length = int(round(windows.pre.window_s * rec.fs))
+    length = int(round(monitor.windows.pre.window_s * rec.fs))
     intervals = ann.noise_intervals(len(leads), end)
     reference = np.zeros(len(starts), dtype=bool)
     for lead_intervals in intervals:
@@ -156,10 +154,17 @@ def beat_agreement(a: RecordReplay, b: RecordReplay) -> dict[str, Any]:
     return out
 
 
+def gross_beat_agreement(per: Iterable[dict[str, Any]]) -> tuple[float | None, int]:
+    """Per-record `beat_agreement` results pooled: (agreement over every beat both labelled, those beats)."""
+    per = list(per)
+    beats = sum(p["beats"] for p in per)
+    return (sum(p["agreement"] * p["beats"] for p in per if p["beats"]) / beats if beats else None), beats
+
+
 def episode_agreement(a: RecordReplay, b: RecordReplay) -> dict[str, EpisodeScore]:
     """Episodes of `b` scored against `a`'s as if `a` were the reference."""
     return {r: episode_score(a.episodes.get(r, []), b.episodes.get(r, [])) for r in RHYTHMS}
 
 
 __all__ = ["RHYTHMS", "RecordReplay", "beat_agreement", "detection_counts", "ectopic_counts", "episode_agreement",
-           "episode_scores", "gross", "quality_counts", "replay_record"]
+           "episode_scores", "gross_beat_agreement", "gross", "quality_counts", "replay_record"]

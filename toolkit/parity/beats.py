@@ -83,10 +83,8 @@ def stream_figures(replays: Mapping[str, list[Any]]) -> dict[str, Any]:
         entry["real_time_factor_median"] = float(np.median([r.real_time_factor for r in reps]))
         if name != STUDENT and STUDENT in replays:
             pairs = list(zip(replays[STUDENT], reps, strict=True))
-            agree = [me.beat_agreement(a, b) for a, b in pairs]
-            beats = sum(a["beats"] for a in agree)
-            entry["beat_agreement_vs_student_fp32"] = (
-                sum(a["agreement"] * a["beats"] for a in agree if a["beats"]) / beats if beats else None)
+            entry["beat_agreement_vs_student_fp32"] = me.gross_beat_agreement(
+                me.beat_agreement(a, b) for a, b in pairs)[0]
             episodes: dict[str, dict[str, Any]] = {}
             for rhythm in me.RHYTHMS:
                 score = me.gross(me.episode_agreement(a, b)[rhythm] for a, b in pairs)
