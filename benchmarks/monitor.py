@@ -6,9 +6,10 @@ stream (neurokit2 R peaks, the beat model on a 3 s MLII window, rhythm tracker).
 
   - QRS detection Se / +P per record and gross (150 ms matching);
   - VEB and SVEB Se / +P per record and gross (EC57 beat-by-beat, first 5 minutes left out; a beat withheld for
-    noise counts as not called), for the deployed INT8 student, its FP32 form and the teacher, and for a
-    the trivial baseline every beat model must beat (`rr-only`: the RR-interval fusion with no morphology, fitted
-    on the training + validation reference beats, streamed through the same monitor) and optionally another beat
+    noise counts as not called), for the deployed INT8 student, its FP32 form and the teacher, and for two
+    baselines with no learned morphology, fitted on the training + validation reference beats and streamed
+    through the same monitor: `rr_only` (RR intervals: the trivial baseline every beat model must beat) and
+    `rr_template` (RR + the beat against the patient's own recent beats), and optionally another beat
     classifier (`--baseline`, e.g. the head on the other encoder), each with paired 95 % intervals of the gross
     Se and +P differences, bootstrap over records;
   - VT, bigeminy (B), trigeminy (T) episode and duration Se / +P;
@@ -40,7 +41,7 @@ from jepa_edge.devices.profiles import load_profile
 from jepa_edge.devices.stream import monitor_eval as me
 from jepa_edge.devices.stream.monitor import BeatModel
 from jepa_edge.devices.stream.quality_eval import DS2
-from jepa_edge.tasks.beat_probe import rr_only_fusion
+from jepa_edge.tasks.beat_probe import rule_fusion
 from jepa_edge.tasks.beats import BEAT_SPLIT, mitdb_dir
 from jepa_edge.tasks.ec57 import Counts
 
@@ -116,7 +117,8 @@ def main() -> None:
               "student_fp32": BeatModel.open(args.student, backend="torch"),
               "student_int8": (BeatModel.open(int8_path) if int8_path.is_dir()
                                else BeatModel.open(args.student, engine_path=int8_path))}
-    models["rr_only"] = BeatModel.rr_only(rr_only_fusion(args.data or data_root()), models["student_fp32"])
+    for key, with_template in (("rr_only", False), ("rr_template", True)):  # the baselines without a model
+        models[key] = BeatModel.rule_based(rule_fusion(args.data or data_root(), with_template), models["student_fp32"])
     if args.baseline:
         models["baseline"] = BeatModel.open(args.baseline, backend="torch")
     replays = {}
@@ -143,7 +145,7 @@ def main() -> None:
         g = result["beats"][key]["gross"]
         print(f"  {key:>24}: VEB Se {fmt(g['V']['se'])} +P {fmt(g['V']['ppv'])}   SVEB Se {fmt(g['S']['se'])} "
               f"+P {fmt(g['S']['ppv'])}   monitor RTF {g['rtf']:.0f}")
-    for base in ("rr_only", "baseline"):
+    for base in ("rr_only", "rr_template", "baseline"):
         if base not in replays:
             continue
         result[f"vs_{base}"] = {}

@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
-from jepa_edge.tasks.beats import BeatContext, RrFusion, rr_features
+from jepa_edge.tasks.beats import BeatContext, BeatDataError, RrFusion, rr_features
 from jepa_edge.tasks.outputs import TaskOutput
 
 from .base import OutputEngine, StreamError
@@ -73,15 +73,19 @@ class BeatModel:
         output = TaskOutput.from_meta(meta)
         if output.kind != "multiclass":
             raise StreamError(f"{name}: a beat model has a one-of-N output, got {output.kind}")
-        fusion = RrFusion.from_dict(meta["rr_fusion"]) if meta.get("rr_fusion") else None
+        try:
+            fusion = RrFusion.from_dict(meta["rr_fusion"]) if meta.get("rr_fusion") else None
+        except (BeatDataError, KeyError, TypeError, ValueError) as e:
+            raise StreamError(f"{name}: its rr_fusion cannot be read ({e})") from None
         return cls(engine, EcgPreprocessing.from_dict(meta["preprocessing"]), BeatContext(**meta.get("beat", {})),
                    output, name, fusion)
 
     @classmethod
-    def rr_only(cls, fusion: RrFusion, like: BeatModel) -> BeatModel:
-        """The RR-interval baseline streamed exactly as `like` (same preprocessing, beat position, classes): an
-        engine with no opinion (zero logits), so only `fusion`'s RR terms decide."""
-        return cls(_NoMorphology(len(like.output.names)), like.pre, like.context, like.output, "rr-only", fusion)
+    def rule_based(cls, fusion: RrFusion, like: BeatModel) -> BeatModel:
+        """A baseline with no learned morphology streamed exactly as `like` (same preprocessing, beat position,
+        classes): an engine with no opinion (zero logits), so only `fusion`'s RR (and template) terms decide."""
+        name = "rr+template" if fusion.template is not None else "rr-only"
+        return cls(_NoMorphology(len(like.output.names)), like.pre, like.context, like.output, name, fusion)
 
     @classmethod
     def open(cls, path: str | Path, backend: str | None = None, engine_path: str | Path | None = None,
@@ -149,6 +153,7 @@ class BeatStream:
         self.model_samples = 0
         self._pending: list[int] = []  # settled beats waiting for their window (and their quality verdict)
         self._recent: list[int] = []  # the last detected beats (RR features need the history and the next beat)
+        self._segments: dict[int, np.ndarray | None] = {}  # QRS of the recent beats, for the template features
         self._verdicts: list[tuple[int, bool]] = []  # window end (model rate, exclusive), flagged
         self._quality_upto = 0  # model-rate index up to which window quality is known
         self.use_quality = False
@@ -198,6 +203,7 @@ class BeatStream:
             beats = np.concatenate([beats, self.qrs.finish()])
         self._pending += [int(b) for b in beats]
         self._recent += [int(b) for b in beats]
+        self._cache_segments(final)
         events = self._label(final)
         drop = self._hist.shape[1] - self._keep
         if drop > 0:
@@ -207,10 +213,30 @@ class BeatStream:
             self._hist_start += drop
         floor = min([self.model_samples - self._keep, *self._pending])
         del self._verdicts[:bisect.bisect_right([e for e, _ in self._verdicts], floor)]
-        history = self.model.fusion.history if self.model.fusion else 0
+        history = self._history()
         first = min([len(self._recent), *(self._recent.index(b) for b in self._pending[:1])])
         del self._recent[: max(0, first - history - 1)]
+        for b in [b for b in self._segments if not self._recent or b < self._recent[0]]:
+            del self._segments[b]
         return events
+
+    def _history(self) -> int:
+        """Beats before a beat that its fusion features look at."""
+        fusion = self.model.fusion
+        if fusion is None:
+            return 0
+        return max(fusion.history, fusion.template.beats if fusion.template else 0)
+
+    def _cache_segments(self, final: bool) -> None:
+        """Keep each beat's QRS once the signal after it has come (a beat too near either end of the stream has
+        none, as offline), so the template features do not depend on what the history buffer still holds."""
+        fusion = self.model.fusion
+        if fusion is None or fusion.template is None:
+            return
+        fs, half = self.model.pre.fs, fusion.template.half(self.model.pre.fs)
+        for b in self._recent:
+            if b not in self._segments and (b + half <= self.model_samples or final):
+                self._segments[b] = fusion.template.segment(self._hist[0], b, fs, self._hist_start)
 
     def _label(self, final: bool) -> list[dict[str, Any]]:
         fs = self.model.pre.fs
@@ -250,7 +276,7 @@ class BeatStream:
             self.engine_time += time.perf_counter() - tick
             logits = outputs["logits"]
             if self.model.fusion is not None:
-                logits = self.model.fusion(logits, np.stack([self._rr(b) for b in batch]))
+                logits = self.model.fusion(logits, np.stack([self._fusion_features(b) for b in batch]))
             if self.keep_outputs:
                 for b, lg, emb in zip(batch, logits, outputs["embedding"], strict=True):
                     self.outputs[b] = (np.asarray(lg, dtype=np.float64), np.asarray(emb, dtype=np.float64))
@@ -270,12 +296,18 @@ class BeatStream:
                 out += [self._episode(e) for e in self.rhythm.push(ev["sample"], ev["label"])]
         return out
 
-    def _rr(self, beat: int) -> np.ndarray:
-        """RR features of a beat from the detected beats around it, as `rr_features` computes them offline."""
+    def _fusion_features(self, beat: int) -> np.ndarray:
+        """RR (and template) features of a beat from the detected beats around it, as `rr_features` and
+        `template_features` compute them offline."""
+        fusion = self.model.fusion
+        assert fusion is not None
         i = self._recent.index(beat)
-        history = self.model.fusion.history
         nxt = self._recent[i + 1] if i + 1 < len(self._recent) else None
-        return rr_features(np.asarray(self._recent[max(0, i - history) : i + 1]), history, nxt)[-1]
+        rr = rr_features(np.asarray(self._recent[max(0, i - fusion.history) : i + 1]), fusion.history, nxt)[-1]
+        if fusion.template is None:
+            return rr
+        previous = [self._segments.get(b) for b in self._recent[max(0, i - fusion.template.beats) : i]]
+        return np.concatenate([rr, fusion.template.features(self._segments.get(beat), previous)])
 
     def _episode(self, episode: tuple[int, int, str]) -> dict[str, Any]:
         fs = self.model.pre.fs

@@ -18,7 +18,18 @@ from torch import nn
 
 from ..models.checkpoint import build_encoder, encoder_spec, load_encoder, save_model
 from ..models.heads import Classifier, LinearHead, build_head
-from .beats import BEAT_CLASSES, BEAT_SPLIT, BeatContext, BeatDataError, RrFusion, fit_rr_fusion, labelled_beats
+from .beats import (
+    BEAT_CLASSES,
+    BEAT_SPLIT,
+    BeatContext,
+    BeatDataError,
+    BeatSet,
+    BeatTemplate,
+    RrFusion,
+    fit_rr_fusion,
+    labelled_beats,
+    select_ridge,
+)
 from .outputs import TaskOutput
 from .probe import encode, window_logits, write_metrics
 
@@ -120,8 +131,8 @@ def probe_beats(encoder_dir: str | Path, data: str | Path | None, out: str | Pat
     head, fit = fit_beat_head(tokens["train"], sets["train"].labels, tokens["val"], sets["val"].labels, cfg)
     logits = {s: window_logits(head, tokens[s]).numpy() for s in ("val", "test")}
     preds = {s: v.argmax(1) for s, v in logits.items()}
-    fusion = fit_rr_fusion(logits["val"], sets["val"].rr, sets["val"].labels)
-    fused = fusion(logits["test"], sets["test"].rr).argmax(1)
+    fusion = fit_beat_fusion(logits["val"], sets["val"], [sets["train"], sets["val"]])
+    fused = fusion(logits["test"], sets["test"].fusion_features(True)).argmax(1)
     metrics = {
         "task": BEAT_TASK, "encoder": "random init" if random_init else "pretrained",
         "split": {k: list(v) for k, v in BEAT_SPLIT.items()},
@@ -146,19 +157,38 @@ def probe_beats(encoder_dir: str | Path, data: str | Path | None, out: str | Pat
     return Path(model_dir), metrics
 
 
-def rr_only_fusion(data: str | Path | None, balance: float = 0.5) -> RrFusion:
-    """The trivial beat classifier every beat model must beat: the RR fusion with no morphology (zero logits),
-    fitted on the reference beats of the training and validation records. Premature beats with a compensatory
-    pause are VEB to it; it cannot tell a premature VEB from a premature SVEB by shape."""
+def _pooled(sets: list[BeatSet], with_template: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    return (np.concatenate([b.fusion_features(with_template) for b in sets]),
+            np.concatenate([b.labels for b in sets]), [r for b in sets for r in b.record_ids])
+
+
+def fit_beat_fusion(val_logits: np.ndarray, val: BeatSet, rule_sets: list[BeatSet]) -> RrFusion:
+    """The deployed fusion: the model's logits with RR and template features, fitted on the validation records
+    (logits the model was not trained on); its ridge is the one that carries the logit-free fusion best to held-out
+    records of `rule_sets` (`select_ridge`)."""
+    ridge, _ = select_ridge(*_pooled(rule_sets, True), template=BeatTemplate())
+    return fit_rr_fusion(val_logits, val.fusion_features(True), val.labels, ridge=ridge, template=BeatTemplate())
+
+
+def rule_fusion(data: str | Path | None, with_template: bool = False) -> RrFusion:
+    """A beat classifier with no learned morphology (zero logits), fitted on the reference beats of the training
+    and validation records, ridge by leave-one-record-out. RR intervals only (`with_template` False): the trivial
+    baseline, premature beats with a compensatory pause are VEB to it and it cannot tell VEB from SVEB by shape.
+    With the template features: what the beat's likeness to the patient's own recent beats adds without a model."""
     from dataclasses import replace
 
     from .beats import beat_preprocessing
 
-    pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))  # windows are not used, only beat positions
-    sets = [labelled_beats(pre, data, s) for s in ("train", "val")]
-    rr = np.concatenate([b.rr for b in sets])
-    y = np.concatenate([b.labels for b in sets])
-    return fit_rr_fusion(np.zeros((len(y), len(BEAT_CLASSES))), rr, y, balance=balance)
+    pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))  # 1-corr and log ratios ignore the affine
+    feats, y, groups = _pooled([labelled_beats(pre, data, s) for s in ("train", "val")], with_template)
+    template = BeatTemplate() if with_template else None
+    ridge, _ = select_ridge(feats, y, groups, template)
+    return fit_rr_fusion(np.zeros((len(y), len(BEAT_CLASSES))), feats, y, ridge=ridge, template=template)
+
+
+def rr_only_fusion(data: str | Path | None) -> RrFusion:
+    """The trivial baseline every beat model must beat: `rule_fusion` on RR intervals alone."""
+    return rule_fusion(data, with_template=False)
 
 
 def fuse_classifier(model_dir: str | Path, data: str | Path | None, batch: int = 256) -> dict[str, Any]:
@@ -177,12 +207,12 @@ def fuse_classifier(model_dir: str | Path, data: str | Path | None, batch: int =
 
     pre = EcgPreprocessing.from_dict(meta["preprocessing"])
     context = BeatContext(**meta.get("beat", {}))
-    sets = {s: labelled_beats(pre, data, s, context=context) for s in ("val", "test")}
-    logits = {s: window_logits(model, torch.from_numpy(v.windows), batch).numpy() for s, v in sets.items()}
-    fusion = fit_rr_fusion(logits["val"], sets["val"].rr, sets["val"].labels)
+    sets = {s: labelled_beats(pre, data, s, context=context) for s in ("train", "val", "test")}
+    logits = {s: window_logits(model, torch.from_numpy(sets[s].windows), batch).numpy() for s in ("val", "test")}
+    fusion = fit_beat_fusion(logits["val"], sets["val"], [sets["train"], sets["val"]])
+    fused = fusion(logits["test"], sets["test"].fusion_features(True))
     report = {"test": class_report(sets["test"].labels, logits["test"].argmax(1)),
-              "test_rr_fusion": class_report(sets["test"].labels, fusion(logits["test"], sets["test"].rr).argmax(1)),
-              "rr_fusion": fusion.to_dict()}
+              "test_rr_fusion": class_report(sets["test"].labels, fused.argmax(1)), "rr_fusion": fusion.to_dict()}
     raw = json.loads((Path(model_dir) / "meta.json").read_text())
     raw["rr_fusion"] = fusion.to_dict()
     atomic_write_json(Path(model_dir) / "meta.json", raw)
@@ -190,5 +220,5 @@ def fuse_classifier(model_dir: str | Path, data: str | Path | None, batch: int =
     return report
 
 
-__all__ = ["BEAT_TASK", "BeatProbeConfig", "beat_output", "class_report", "fit_beat_head", "fuse_classifier",
-           "probe_beats", "rr_only_fusion"]
+__all__ = ["BEAT_TASK", "BeatProbeConfig", "beat_output", "class_report", "fit_beat_fusion", "fit_beat_head",
+           "fuse_classifier", "probe_beats", "rr_only_fusion", "rule_fusion"]
