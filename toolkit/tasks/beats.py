@@ -289,9 +289,8 @@ class RrFusion:
         template = BeatTemplate(**d["template"]) if d.get("template") else None
         fusion = cls(tuple(tuple(float(v) for v in r) for r in d["weight"]), tuple(float(v) for v in d["bias"]),
                      int(d.get("history", RR_HISTORY)), template, d.get("ridge"))
-        width = {len(r) for r in fusion.weight}
-        if len(width) != 1 or len(fusion.bias) != len(fusion.weight) or \
-                width.pop() != len(fusion.bias) + len(fusion.features):
+        row_widths = {len(r) for r in fusion.weight}
+        if len(fusion.bias) != len(fusion.weight) or row_widths != {len(fusion.bias) + len(fusion.features)}:
             raise BeatDataError(f"rr_fusion weight is not (classes, classes + {len(fusion.features)} features)")
         return fusion
 
@@ -312,8 +311,9 @@ def fit_rr_fusion(logits: np.ndarray, feats: np.ndarray, y: np.ndarray, classes:
     t = torch.tensor(np.asarray(y), dtype=torch.int64)
     counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
     weight = torch.tensor(np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0))
-    torch.manual_seed(0)
-    lin = torch.nn.Linear(x.shape[1], classes).double()
+    with torch.random.fork_rng(devices=[]):  # a seeded start for a repeatable fit, the caller's RNG untouched
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(x.shape[1], classes).double()
     opt = torch.optim.LBFGS(lin.parameters(), lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
