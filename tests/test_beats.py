@@ -117,8 +117,13 @@ def test_streamed_beat_windows_equal_the_offline_training_windows(beat_chain: di
     assert model.fusion is not None and model.fusion.template is not None  # `beats fuse` fits the template terms
     detected = np.asarray([e["sample"] for e in events if e["type"] == "beat"])
     kept = np.isin(detected, [e["sample"] for e in labelled])
+    assert model.fusion.template.leads == 2  # MLII and the record's other lead (V5 on 100)
+    compared = read_record_beats(mitdb_dir, "100", model.pre, model.fusion.template).template_signal
+    assert compared is not None and compared.shape[0] == 2
+    compared = compared[:, : int(180 * model.pre.fs)]
+    np.testing.assert_allclose(compared[0], norm[0], atol=1e-6)  # the model lead, as the model sees it
     feats = np.concatenate([rr_features(detected),
-                            template_features(norm, detected, model.pre.fs, model.fusion.template)], axis=1)[kept]
+                            template_features(compared, detected, model.pre.fs, model.fusion.template)], axis=1)[kept]
     fused = model.fusion(model.engine.engine.outputs(offline)["logits"], feats)
     expected = [model.output.names[i] for i in fused.argmax(1)]
     assert [e["label"] for e in labelled] == expected
@@ -313,8 +318,8 @@ def test_template_features_tell_ectopic_beats_from_the_patients_own_shape(data_r
 
     pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))
     for name in ("106", "109"):
-        rb = read_record_beats(mitdb_dir, name, pre)
-        dissimilarity = template_features(rb.filtered, rb.samples, pre.fs, BeatTemplate())[:, 0]
+        rb = read_record_beats(mitdb_dir, name, pre, BeatTemplate())
+        dissimilarity = template_features(rb.template_signal, rb.samples, pre.fs, BeatTemplate())[:, 0]
         classes = np.asarray(rb.classes)
         normal = dissimilarity[classes == "N"]
         if name == "106":
@@ -339,13 +344,34 @@ def test_a_fusion_that_does_not_fit_its_features_is_refused() -> None:
     fusion = RrFusion(((0.0,) * 6,) * 3, (0.0,) * 3)  # 3 logits + 3 RR features
     with pytest.raises(BeatDataError, match="takes 3 features"):
         fusion(np.zeros((2, 3)), np.zeros((2, 6)))
-    d = fusion.to_dict() | {"template": {"beats": 16, "half_s": 0.15}}  # now 6 features, weights for 3
+    d = fusion.to_dict() | {"template": {"beats": 16, "half_s": 0.15}}  # one lead: now 6 features, weights for 3
     with pytest.raises(BeatDataError, match="classes \\+ 6 features"):
         RrFusion.from_dict(d)
     meta = {"modality": "ecg-beat", "preprocessing": {}, "output": {"kind": "multiclass", "names": ["N", "S", "V"]},
             "rr_fusion": d}
     with pytest.raises(StreamError, match="rr_fusion cannot be read"):
         BeatModel.from_meta(object(), meta, "x")
+
+
+def test_a_two_lead_template_needs_a_second_lead_and_old_one_lead_fusions_still_read() -> None:
+    from jepa_edge.devices.stream.base import StreamError
+    from jepa_edge.tasks.beats import BeatDataError, beat_preprocessing, template_preprocessing
+
+    old = RrFusion.from_dict({"weight": [[0.0] * 9] * 3, "bias": [0.0] * 3,
+                              "template": {"beats": 16, "half_s": 0.15}})  # written before the second lead
+    assert old.template is not None and old.template.leads == 1 and len(old.features) == 6
+    two = RrFusion(((0.0,) * 12,) * 3, (0.0,) * 3, template=BeatTemplate())
+    assert len(two.features) == 9 and two.features[-1].endswith("second lead")
+    pre = beat_preprocessing()
+    assert template_preprocessing(pre, ["MLII", "V1"], BeatTemplate()).leads == ("II", "V1")
+    with pytest.raises(BeatDataError, match="second lead"):
+        template_preprocessing(pre, ["MLII"], BeatTemplate())
+    meta = {"modality": "ecg-beat", "preprocessing": pre.to_dict(), "rr_fusion": two.to_dict(),
+            "output": {"kind": "multiclass", "names": ["N", "S", "V"]}}
+    stream = BeatStream(BeatModel.from_meta(object(), meta, "x"))
+    with pytest.raises(StreamError, match="one.dat: the beat fusion compares beats on II and a second lead"):
+        stream.start(360.0, ["MLII"], source="one.dat")
+    stream.start(360.0, ["MLII", "V1"], source="two.dat")
 
 
 def test_beat_probe_reports_the_test_records_only(beat_chain: dict) -> None:

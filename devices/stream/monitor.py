@@ -22,8 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead
-from jepa_edge.tasks.beats import BeatContext, BeatDataError, RrFusion, rr_features
+from jepa_edge.data.preprocess import EcgPreprocessing, canonical_lead, other_lead
+from jepa_edge.tasks.beats import BeatContext, BeatDataError, RrFusion, rr_features, template_preprocessing
 from jepa_edge.tasks.outputs import TaskOutput
 
 from .base import OutputEngine, StreamError
@@ -141,13 +141,24 @@ class BeatStream:
         missing = [lead for lead in pre.leads if lead not in names]
         if missing:
             raise StreamError(f"{source}: the beat model needs lead(s) {list(pre.leads)}; the stream has {names}")
-        self.columns = [names.index(lead) for lead in pre.leads]
-        self.resampler = PolyphaseResampler(float(fs), pre.fs, pre.num_leads)
+        fusion = self.model.fusion
+        self.compared: EcgPreprocessing | None = None  # the template's leads (`template_preprocessing`)
+        rows = list(pre.leads)
+        if fusion is not None and fusion.template is not None:
+            try:
+                self.compared = template_preprocessing(pre, names, fusion.template)
+            except BeatDataError as e:
+                raise StreamError(f"{source}: {e}") from None
+            rows += [lead for lead in self.compared.leads if lead not in rows]
+        self._rows = rows  # model leads first, then any lead only the template compares
+        self.columns = [names.index(lead) for lead in rows]
+        self.resampler = PolyphaseResampler(float(fs), pre.fs, len(rows))
         self.qrs = StreamingQrs(pre.fs, self.config.qrs)
         self.rhythm = RhythmTracker(pre.fs, self.config.rhythm)
         self._state: np.ndarray | None = None
         keep = max(int(self.config.history_s * pre.fs), 2 * pre.window)
         self._hist = np.zeros((pre.num_leads, 0), dtype=np.float32)
+        self._compared_hist = np.zeros((len(self.compared.leads) if self.compared else 0, 0), dtype=np.float32)
         self._keep = keep
         self._hist_start = 0  # absolute model-rate index of self._hist[:, 0]
         self.model_samples = 0
@@ -196,7 +207,10 @@ class BeatStream:
             if self._state is None:
                 self._state = pre.initial_state(y[:, 0])
             band, self._state = pre.filter(y, self._state)
-            self._hist = np.concatenate([self._hist, pre.normalise(band)], axis=1)
+            self._hist = np.concatenate([self._hist, pre.normalise(band[: pre.num_leads])], axis=1)
+            if self.compared is not None:
+                rows = [self._rows.index(lead) for lead in self.compared.leads]
+                self._compared_hist = np.concatenate([self._compared_hist, self.compared.normalise(band[rows])], axis=1)
             self.model_samples += y.shape[1]
             beats = self.qrs.push(y[0])
         if final:
@@ -210,6 +224,7 @@ class BeatStream:
             oldest = min([self.model_samples - self._keep, *(b - self.before for b in self._pending)])
             drop = max(0, min(drop, oldest - self._hist_start))
             self._hist = self._hist[:, drop:]
+            self._compared_hist = self._compared_hist[:, drop:]
             self._hist_start += drop
         floor = min([self.model_samples - self._keep, *self._pending])
         del self._verdicts[:bisect.bisect_right([e for e, _ in self._verdicts], floor)]
@@ -236,7 +251,7 @@ class BeatStream:
         fs, half = self.model.pre.fs, fusion.template.half(self.model.pre.fs)
         for b in self._recent:
             if b not in self._segments and (b + half <= self.model_samples or final):
-                self._segments[b] = fusion.template.segment(self._hist[0], b, fs, self._hist_start)
+                self._segments[b] = fusion.template.segment(self._compared_hist, b, fs, self._hist_start)
 
     def _label(self, final: bool) -> list[dict[str, Any]]:
         fs = self.model.pre.fs
@@ -324,6 +339,7 @@ class BeatStream:
         return {"beats": dict(self.counts), "classes": dict(self.class_counts),
                 "episodes": dict(sorted(self.episode_counts.items())), "engine_s": round(self.engine_time, 4),
                 "model": self.model.name, "fs_model": self.model.pre.fs, "leads": list(self.model.pre.leads),
+                "template_leads": list(self.compared.leads) if self.compared is not None else [],
                 "beat": asdict(self.model.context), "config": asdict(self.config)}
 
 
@@ -334,8 +350,8 @@ def quality_preprocessing(stream_leads: Sequence[str], first: str = "II") -> Ecg
     names = [canonical_lead(n) or n for n in stream_leads]
     if first not in names:
         raise StreamError(f"the stream has leads {names}; the beat model reads {first}")
-    other = [n for n in names if n != first]
-    return EcgPreprocessing(leads=(first, other[0]) if other else (first,))
+    other = other_lead(names, first)
+    return EcgPreprocessing(leads=(first, other) if other else (first,))
 
 
 class MonitorStream:

@@ -8,6 +8,7 @@ so a streamed signal and an offline record go through exactly the same arithmeti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -46,6 +47,13 @@ RESAMPLE_KAISER_BETA = 5.0  # resample_poly's default window ("kaiser", 5.0)
 def canonical_lead(name: str) -> str | None:
     """Canonical lead name for a header spelling, or None if it is not a standard ECG lead."""
     return LEAD_ALIASES.get(name.strip().upper().replace(" ", ""))
+
+
+def other_lead(leads: Sequence[str], first: str) -> str | None:
+    """The first lead of `leads` (any header spelling) other than `first`, by canonical name; None when there is
+    none. A monitor's second lead (the chest lead beside MLII) for quality windows and beat templates alike."""
+    names = [canonical_lead(n) or n for n in leads]
+    return next((n for n in names if n != first), None)
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

@@ -10,16 +10,17 @@ both training and the figures reported for the model (see BEAT_SPLIT).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..data.calibration import CalibrationSet, calibration_hash
+from ..data.ecg import check_record
 from ..data.errors import DataError
 from ..data.mitdb import read_mitdb
 from ..data.paths import data_root
-from ..data.preprocess import EcgPreprocessing
+from ..data.preprocess import EcgPreprocessing, canonical_lead, other_lead
 from .ec57 import aami_class
 
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V")  # AAMI normal, supraventricular ectopic, ventricular ectopic
@@ -92,6 +93,7 @@ class RecordBeats:
     filtered: np.ndarray  # (leads, samples) float64
     samples: np.ndarray  # beat positions at pre.fs
     classes: list[str]  # AAMI class per beat
+    template_signal: np.ndarray | None = None  # (template leads, samples) normalised, when read with a template
 
 
 def mitdb_dir(data: str | Path | None) -> Path:
@@ -103,13 +105,22 @@ def mitdb_dir(data: str | Path | None) -> Path:
     raise BeatDataError(f"{root}: no MIT-BIH records (.hea/.dat/.atr) here or in {root / 'mitdb'}")
 
 
-def read_record_beats(folder: Path, name: str, pre: EcgPreprocessing) -> RecordBeats:
-    """A record at the model rate in the model's lead order, band-passed causally as the stream does."""
-    rec, ann = read_mitdb(folder / name, leads=pre.leads)
-    filtered = pre.filter_record(rec.signal, rec.fs)
+def read_record_beats(folder: Path, name: str, pre: EcgPreprocessing,
+                      template: BeatTemplate | None = None) -> RecordBeats:
+    """A record at the model rate in the model's lead order, band-passed causally as the stream does; with a
+    `template`, also the normalised signal its features compare (`template_preprocessing`)."""
+    leads, tpre = tuple(pre.leads), None
+    if template is not None:
+        _, header = check_record(folder / name)
+        tpre = template_preprocessing(pre, header.sig_name or [], template)
+        leads = tuple(dict.fromkeys(leads + tpre.leads))
+    rec, ann = read_mitdb(folder / name, leads=leads)
+    filtered = pre.filter_record(rec.signal, rec.fs)  # every row alike: one band-pass, one rate
     keep = [i for i, s in enumerate(ann.symbols) if aami_class(s) is not None]
     samples = np.round(ann.samples[keep] * (pre.fs / ann.fs)).astype(np.int64)
-    return RecordBeats(name, filtered, samples, [aami_class(ann.symbols[i]) for i in keep])
+    rows = [leads.index(lead) for lead in pre.leads]
+    compared = tpre.normalise(filtered[[leads.index(lead) for lead in tpre.leads]]) if tpre is not None else None
+    return RecordBeats(name, filtered[rows], samples, [aami_class(ann.symbols[i]) for i in keep], compared)
 
 
 def split_records(split: str) -> tuple[str, ...]:
@@ -128,17 +139,18 @@ def labelled_beats(pre: EcgPreprocessing, data: str | Path | None, split: str = 
     if pre.mean is None or pre.std is None:
         raise BeatDataError("beat windows need the model's fitted normalisation constants")
     context = context or BeatContext()
+    template = BeatTemplate()
     folder = mitdb_dir(data)
     xs, ys, ids, offs, rr_all, tpl_all = [], [], [], [], [], []
     for name in split_records(split):
-        rb = read_record_beats(folder, name, pre)
+        rb = read_record_beats(folder, name, pre, template)
         keep = np.isin(rb.classes, list(classes))
         normed = pre.normalise(rb.filtered)
         samples = rb.samples[keep]
         windows, ok = context.windows(normed, samples, pre)
         labels = np.asarray([classes.index(c) for c, k in zip(rb.classes, keep, strict=True) if k])[ok]
         rr_all.append(rr_features(rb.samples)[keep][ok])
-        tpl_all.append(template_features(normed, rb.samples, pre.fs, BeatTemplate())[keep][ok])
+        tpl_all.append(template_features(rb.template_signal, rb.samples, pre.fs, template)[keep][ok])
         xs.append(windows)
         ys.append(labels)
         ids += [name] * len(labels)
@@ -209,43 +221,79 @@ TEMPLATE_FEATURES: tuple[str, ...] = ("1 - corr(QRS, template)", "log QRS range 
 class BeatTemplate:
     """The QRS of a beat compared with the median QRS of the patient's `beats` previous beats (any label): an
     ectopic beat looks unlike the patient's own recent beats, whatever the patient's normal shape (an LBBB beat is
-    wide, but so is its template). Computed on the first model lead, `half_s` either side of the beat."""
+    wide, but so is its template). Compared `half_s` either side of the beat on `leads` leads: the beat model's
+    lead, then (2) the first other lead of the record or stream (`template_preprocessing`), where a PVC that
+    MLII hides often shows (MIT-BIH's V1 / V2 / V5)."""
 
     beats: int = 16
     half_s: float = 0.15
+    leads: int = 2
 
     def __post_init__(self) -> None:
-        if self.beats < 1 or self.half_s <= 0:
-            raise BeatDataError(f"template needs beats >= 1 and half_s > 0, got {self.beats}, {self.half_s}")
+        if self.beats < 1 or self.half_s <= 0 or self.leads not in (1, 2):
+            raise BeatDataError(f"template needs beats >= 1, half_s > 0 and 1 or 2 leads, got {self.beats}, "
+                                f"{self.half_s}, {self.leads}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        second = tuple(f"{f}, second lead" for f in TEMPLATE_FEATURES) if self.leads == 2 else ()
+        return TEMPLATE_FEATURES + second
 
     def half(self, fs: float) -> int:
         return max(2, int(round(self.half_s * fs)))
 
-    def segment(self, lead: np.ndarray, beat: int, fs: float, start: int = 0) -> np.ndarray | None:
-        """The beat's QRS from `lead` (whose first sample is absolute index `start`); None near either end."""
+    def segment(self, signal: np.ndarray, beat: int, fs: float, start: int = 0) -> np.ndarray | None:
+        """The beat's QRS, (leads, 2 * half), from the first `leads` rows of a (rows, samples) signal whose first
+        sample is absolute index `start`; None near either end."""
+        if signal.shape[0] < self.leads:
+            raise BeatDataError(f"the template compares {self.leads} leads; the signal has {signal.shape[0]}")
         h = self.half(fs)
         a, b = beat - h - start, beat + h - start
-        return None if a < 0 or b > lead.shape[-1] else np.asarray(lead[a:b], dtype=np.float64)
+        return None if a < 0 or b > signal.shape[-1] else np.asarray(signal[: self.leads, a:b], dtype=np.float64)
 
     def features(self, seg: np.ndarray | None, previous: Sequence[np.ndarray | None]) -> np.ndarray:
-        """TEMPLATE_FEATURES of one beat from its segment and those of the beats before it (zeros without either)."""
+        """`feature_names` of one beat from its segment and those of the beats before it (zeros without either)."""
         prev = [g for g in previous[-self.beats:] if g is not None]
         if seg is None or not prev:
-            return np.zeros(len(TEMPLATE_FEATURES))
-        t = np.median(np.stack(prev), axis=0)
-        g, t = seg - seg.mean(), t - t.mean()
-        corr = float(g @ t) / (float(np.linalg.norm(g) * np.linalg.norm(t)) + 1e-9)
-        out = (1.0 - corr, np.log((np.ptp(g) + 1e-3) / (np.ptp(t) + 1e-3)),
-               np.log((np.abs(np.diff(g)).sum() + 1e-3) / (np.abs(np.diff(t)).sum() + 1e-3)))
+            return np.zeros(len(self.feature_names))
+        template = np.median(np.stack(prev), axis=0)
+        out = []
+        for g, t in zip(seg, template, strict=True):
+            g, t = g - g.mean(), t - t.mean()
+            corr = float(g @ t) / (float(np.linalg.norm(g) * np.linalg.norm(t)) + 1e-9)
+            out += [1.0 - corr, np.log((np.ptp(g) + 1e-3) / (np.ptp(t) + 1e-3)),
+                    np.log((np.abs(np.diff(g)).sum() + 1e-3) / (np.abs(np.diff(t)).sum() + 1e-3))]
         return np.clip(np.asarray(out), -RR_CLIP, RR_CLIP)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BeatTemplate:
+        return cls(**{"leads": 1, **d})  # fusions written before the second lead compared one
+
+
+def template_preprocessing(pre: EcgPreprocessing, leads: Sequence[str], template: BeatTemplate) -> EcgPreprocessing:
+    """What the template compares, for a record or stream with `leads`: the beat model's lead as the model sees
+    it, then the first other lead, filtered alike and scaled by the model lead's constants (the features ignore
+    scale and offset). Raises BeatDataError when the signal has no second lead to compare."""
+    first = pre.leads[0]
+    chosen: tuple[str, ...] = (first,)
+    if template.leads == 2:
+        other = other_lead(leads, first)
+        if other is None:
+            raise BeatDataError(f"the beat fusion compares beats on {first} and a second lead; the signal has "
+                                f"{[canonical_lead(n) or n for n in leads]}")
+        chosen = (first, other)
+    k = len(chosen)
+    return replace(pre, leads=chosen, mean=None if pre.mean is None else (pre.mean[0],) * k,
+                   std=None if pre.std is None else (pre.std[0],) * k)
 
 
 def template_features(signal: np.ndarray, samples: np.ndarray, fs: float, template: BeatTemplate) -> np.ndarray:
-    """(n, 3) TEMPLATE_FEATURES of every beat at `samples` (sorted, every beat of the record or stream) from the
-    normalised (leads, samples) model-rate signal; the stream computes the same rows beat by beat."""
-    segs = [template.segment(signal[0], int(b), fs) for b in samples]
+    """(n, features) template features of every beat at `samples` (sorted, every beat of the record or stream)
+    from the (leads, samples) model-rate signal of `template_preprocessing`; the stream computes the same rows beat
+    by beat."""
+    segs = [template.segment(signal, int(b), fs) for b in samples]
     return np.stack([template.features(segs[i], segs[max(0, i - template.beats):i]) for i in range(len(segs))]) \
-        if len(segs) else np.zeros((0, len(TEMPLATE_FEATURES)))
+        if len(segs) else np.zeros((0, len(template.feature_names)))
 
 
 @dataclass(frozen=True)
@@ -264,7 +312,7 @@ class RrFusion:
 
     @property
     def features(self) -> tuple[str, ...]:
-        return RR_FEATURES + (TEMPLATE_FEATURES if self.template is not None else ())
+        return RR_FEATURES + (self.template.feature_names if self.template is not None else ())
 
     def __call__(self, logits: np.ndarray, feats: np.ndarray) -> np.ndarray:
         z = np.asarray(logits, dtype=np.float64)
@@ -286,7 +334,7 @@ class RrFusion:
 
     @classmethod
     def from_dict(cls, d: dict) -> RrFusion:
-        template = BeatTemplate(**d["template"]) if d.get("template") else None
+        template = BeatTemplate.from_dict(d["template"]) if d.get("template") else None
         fusion = cls(tuple(tuple(float(v) for v in r) for r in d["weight"]), tuple(float(v) for v in d["bias"]),
                      int(d.get("history", RR_HISTORY)), template, d.get("ridge"))
         row_widths = {len(r) for r in fusion.weight}
