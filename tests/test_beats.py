@@ -98,6 +98,9 @@ def test_streamed_beat_windows_equal_the_offline_training_windows(beat_chain: di
 
     rec, _ = read_mitdb(mitdb_dir / "100", leads=("II", "V5"))
     stream.start(rec.fs, ["MLII", "V5"], source="100")
+    fed = []  # what the rhythm tracker gets: each labelled beat with its pre-QRS stretch (AF)
+    push = stream.rhythm.push
+    stream.rhythm.push = lambda sample, label, atrial=None: fed.append((sample, atrial)) or push(sample, label, atrial)
     x = rec.signal[:, : int(180 * rec.fs)].T
     events = []
     for i in range(0, x.shape[0], 133):  # odd chunk size: the windows must not depend on chunking
@@ -127,6 +130,11 @@ def test_streamed_beat_windows_equal_the_offline_training_windows(beat_chain: di
     fused = model.fusion(model.engine.engine.outputs(offline)["logits"], feats)
     expected = [model.output.names[i] for i in fused.argmax(1)]
     assert [e["label"] for e in labelled] == expected
+    # the AF tracker sees the same pre-QRS stretches as cut offline from the model lead
+    af = stream.config.rhythm.af
+    stretches = {b: a for b, a in fed}
+    for e in labelled:
+        np.testing.assert_allclose(stretches[e["sample"]], af.segment(norm[0], e["sample"], model.pre.fs), atol=2e-5)
 
 
 def test_monitor_accounts_for_every_beat_and_withholds_beats_of_flagged_windows(beat_chain: dict,

@@ -8,8 +8,9 @@ was chunked; a peak is emitted only once it is at least `settle_s` old (the dete
 whole neighbourhood, so a later run would not move or drop it) and a refractory period after the last one.
 
 Why hysteresis: `RhythmTracker` turns beat labels (from the beat classifier, or the reference) into episodes of
-ventricular tachycardia (VT), bigeminy (B) and trigeminy (T), in MIT-BIH's aux-note conventions (`(VT`, `(B`,
-`(T`), so they score with `ec57.episode_score` against `ec57.rhythm_episodes` of the reference. An episode opens
+ventricular tachycardia (VT), bigeminy (B), trigeminy (T) and, with each beat's pre-QRS stretch, atrial
+fibrillation (AFIB, `af.AfTracker`), in MIT-BIH's aux-note conventions (`(VT`, `(B`, `(T`, `(AFIB`), so they score
+with `ec57.episode_score` against `ec57.rhythm_episodes` of the reference. An episode opens
 only after a pattern has repeated (`*_onset_*`) and closes only after `offset_beats` beats broke it, so one
 misread beat neither raises nor ends an alarm. Beats withheld for signal quality neither start nor extend one.
 """
@@ -17,16 +18,17 @@ misread beat neither raises nor ends an alarm. Beats withheld for signal quality
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from jepa_edge.config import ConfigError
 
+from .af import AF_RHYTHM, AfConfig, AfTracker
 from .base import StreamError
 
 BEAT_LABELS = ("N", "S", "V", "F", "Q", "withheld")
-RHYTHMS = ("VT", "B", "T")
+RHYTHMS = ("VT", "B", "T", AF_RHYTHM)
 RhythmEpisode = tuple[int, int, str]  # (onset sample, offset sample, rhythm), [onset, offset)
 
 
@@ -160,6 +162,7 @@ class RhythmConfig:
     trigeminy_onset_cycles: int = 3  # T opens once N N V repeated for this many V (each after exactly two N)
     offset_beats: int = 1  # an open B / T closes after this many consecutive beats that break its pattern
     normal_labels: tuple[str, ...] = ("N", "S")  # beats that fill the non-ventricular slots of B and T
+    af: AfConfig = field(default_factory=AfConfig)  # atrial fibrillation (devices/stream/af.py)
 
     def __post_init__(self) -> None:
         if self.vt_min_beats < 2 or self.bigeminy_onset_pairs < 2 or self.trigeminy_onset_cycles < 2:
@@ -197,7 +200,8 @@ class _Pattern:
 class RhythmTracker:
     """Beats in (`push(sample, label)`, in time order), closed rhythm episodes out.
 
-    Episode bounds: VT from its first to its last V (the run itself). B and T as MIT-BIH's annotators set them
+    Episode bounds: VT from its first to its last V (the run itself); AFIB from the first beat of its first AF
+    window to the last beat of its last (devices/stream/af.py). B and T as MIT-BIH's annotators set them
     (their `(B` / `(T` episodes begin and end with a V: VNVNV, VNNVNNV): from half-way between the first V and
     the beat before it to half-way between the last V and the beat after it; an episode still in its pattern at
     the end of the stream ends there.
@@ -211,6 +215,7 @@ class RhythmTracker:
         c = self.config
         self._max_vt_rr = 60.0 / c.vt_min_rate_bpm * self.fs
         self._patterns = [_Pattern("B", 2, c.bigeminy_onset_pairs), _Pattern("T", 3, c.trigeminy_onset_cycles)]
+        self._af = AfTracker(self.fs, c.af)
         self._prev: int | None = None  # previous beat's sample
         self._vt: list[int] = []  # samples of the current run of V beats
         self._out: list[RhythmEpisode] = []
@@ -219,10 +224,12 @@ class RhythmTracker:
     def open_rhythms(self) -> list[str]:
         """Rhythms whose episode is open now (for a live display; they are emitted once closed)."""
         vt = ["VT"] if len(self._vt) >= self.config.vt_min_beats else []
-        return vt + [p.rhythm for p in self._patterns if p.open]
+        af = [AF_RHYTHM] if self._af.onset is not None else []
+        return vt + [p.rhythm for p in self._patterns if p.open] + af
 
-    def push(self, sample: int, label: str) -> list[RhythmEpisode]:
-        """One labelled beat; returns the episodes this beat closed."""
+    def push(self, sample: int, label: str, atrial: np.ndarray | None = None) -> list[RhythmEpisode]:
+        """One labelled beat (`atrial`: its pre-QRS stretch, `AfConfig.segment`; AF is judged only on beats that
+        have one); returns the episodes this beat closed."""
         if label not in BEAT_LABELS:
             raise StreamError(f"beat label {label!r} is not one of {BEAT_LABELS}")
         sample = int(sample)
@@ -232,6 +239,9 @@ class RhythmTracker:
         self._push_vt(sample, label)
         for p in self._patterns:
             self._push_pattern(p, sample, label)
+        af = self._af.push(sample, label, atrial)
+        if af is not None:
+            self._emit(*af, AF_RHYTHM)
         self._prev = sample
         return self._out
 
@@ -243,6 +253,9 @@ class RhythmTracker:
             if p.open:
                 self._emit(p.start or 0, end_sample if p.misses == 0 else p.offset(end_sample), p.rhythm)
             p.reset()
+        af = self._af.finish(end_sample)
+        if af is not None:
+            self._emit(*af, AF_RHYTHM)
         return self._out
 
     def _emit(self, onset: int, offset: int, rhythm: str) -> None:

@@ -165,6 +165,7 @@ class BeatStream:
         self._pending: list[int] = []  # settled beats waiting for their window (and their quality verdict)
         self._recent: list[int] = []  # the last detected beats (RR features need the history and the next beat)
         self._segments: dict[int, np.ndarray | None] = {}  # QRS of the recent beats, for the template features
+        self._atrial: dict[int, np.ndarray | None] = {}  # the stretch before each recent beat's QRS, for AF
         self._verdicts: list[tuple[int, bool]] = []  # window end (model rate, exclusive), flagged
         self._quality_upto = 0  # model-rate index up to which window quality is known
         self.use_quality = False
@@ -231,8 +232,9 @@ class BeatStream:
         history = self._history()
         first = min([len(self._recent), *(self._recent.index(b) for b in self._pending[:1])])
         del self._recent[: max(0, first - history - 1)]
-        for b in [b for b in self._segments if not self._recent or b < self._recent[0]]:
-            del self._segments[b]
+        for cache in (self._segments, self._atrial):
+            for b in [b for b in cache if not self._recent or b < self._recent[0]]:
+                del cache[b]
         return events
 
     def _history(self) -> int:
@@ -243,12 +245,16 @@ class BeatStream:
         return max(fusion.history, fusion.template.beats if fusion.template else 0)
 
     def _cache_segments(self, final: bool) -> None:
-        """Keep each beat's QRS once the signal after it has come (a beat too near either end of the stream has
-        none, as offline), so the template features do not depend on what the history buffer still holds."""
+        """Keep each beat's pre-QRS stretch (AF) and its QRS once the signal after it has come (a beat too near
+        either end of the stream has none, as offline), so neither depends on what the history buffer still holds."""
+        fs, af = self.model.pre.fs, self.config.rhythm.af
+        for b in self._recent:  # the stretch before a beat (AF) is there as soon as the beat is
+            if b not in self._atrial:
+                self._atrial[b] = af.segment(self._hist[0], b, fs, self._hist_start)
         fusion = self.model.fusion
         if fusion is None or fusion.template is None:
             return
-        fs, half = self.model.pre.fs, fusion.template.half(self.model.pre.fs)
+        half = fusion.template.half(fs)
         for b in self._recent:
             if b not in self._segments and (b + half <= self.model_samples or final):
                 self._segments[b] = fusion.template.segment(self._compared_hist, b, fs, self._hist_start)
@@ -308,7 +314,8 @@ class BeatStream:
                 self.class_counts[label] += 1
             out.append(ev)
             if ev["label"] is not None:
-                out += [self._episode(e) for e in self.rhythm.push(ev["sample"], ev["label"])]
+                out += [self._episode(e) for e in self.rhythm.push(ev["sample"], ev["label"],
+                                                                   self._atrial.get(ev["sample"]))]
         return out
 
     def _fusion_features(self, beat: int) -> np.ndarray:

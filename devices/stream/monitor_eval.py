@@ -29,10 +29,9 @@ from jepa_edge.tasks.ec57 import (
     rhythm_episodes,
 )
 
+from .beats import RHYTHMS
 from .config import StreamConfig
 from .monitor import BeatModel, BeatStream, MonitorConfig, MonitorStream
-
-RHYTHMS = ("VT", "B", "T")  # what the tracker reports and MIT-BIH 100-series annotates: VT, bigeminy, trigeminy
 
 
 @dataclass
