@@ -440,18 +440,12 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
     else:
         result = evaluate_stages(y, classes, thresholds, outputs, gated, gates, cfg.n_boot, cfg.seed,
                                  cfg.specificity, gate_source=source)
-    result.skipped = skipped
-    result.golden = golden
-    result.bundle = str(bundle) if bundle is not None else None
     result.data = held_out.to_dict() | {"folds": None if folds is None else list(folds),
                                         "leads": list(held_out.leads)}
-    result.config = _config_dict(cfg)
     for column in cfg.strata:
         say(f"strata: {column}")
         values = stratum_values(held_out.strata, column, str(held_out.info.get("root")))
         result.strata.append(stratify(column, values, y, outputs, gated, classes, thresholds, cfg.n_boot, cfg.seed))
-    if golden is not None:
-        result.gate_results.append(golden_gate(golden))
 
     if cfg.sweep and y is not None:  # the sweep reports macro AUC: labelled data only
         sweep_names = [TEACHER, STUDENT, *gated]
@@ -465,9 +459,7 @@ def run_parity(teacher: str | Path, bundle: str | Path | None = None, data: str 
 
         result.sweep = run_sweep(signals, fs, y, stages, cfg.sweep_axes, seed=cfg.seed, batch_size=cfg.batch_size,
                                  leads=teacher_pre.leads, progress=tick)
-
-    write_reports(result, cfg, opened.path if opened is not None else None)
-    return result
+    return finish_result(result, opened, golden, skipped, cfg)  # the sweep adds no gate: the order is unchanged
 
 
 def _config_dict(cfg: ParityConfig) -> dict[str, Any]:
