@@ -143,6 +143,9 @@ def test_monitor_accounts_for_every_beat_and_withholds_beats_of_flagged_windows(
     beat is withheld exactly when the first quality window covering it was flagged."""
     model = BeatModel.open(beat_chain["student"], engine_path=beat_chain["int8"])
     r = me.replay_record(mitdb_dir / "105", model)
+    # the quality-only windows classify nothing, yet only the windows the check flagged count as flagged
+    assert r.summary["classified"] == 0 and 0 < r.summary["flagged_windows"] == int(r.window_flagged.sum()) \
+        < len(r.window_flagged)
     counts = r.summary["beats"]["beats"]
     assert counts["beats"] == len(r.beats) == counts["labelled"] + counts["withheld"] + counts["no_window"]
     end = r.summary["accounting"]["samples_in"]

@@ -147,6 +147,7 @@ class StreamClassifier:
         self.windows = 0
         self.classified = 0
         self.flag_counts: dict[str, int] = {}
+        self.flagged_windows = 0
         self.gaps: list[dict[str, Any]] = []
         self.latencies: list[float] = []
         self.engine_time = 0.0
@@ -297,6 +298,7 @@ class StreamClassifier:
                  "t_end": round((start + self.pre.window) / fs, 6), "quality": "flagged" if quality else "ok",
                  "flags": sorted(quality), "flag_detail": quality}
         self.windows += 1
+        self.flagged_windows += bool(quality)
         for name in quality:
             self.flag_counts[name] = self.flag_counts.get(name, 0) + 1
         return start, event, None if quality else norm.copy()
@@ -405,7 +407,7 @@ class StreamClassifier:
             "accounting": self.accounting(),
             "classified": self.classified,
             "flagged": dict(sorted(self.flag_counts.items())),
-            "flagged_windows": self.windows - self.classified,
+            "flagged_windows": self.flagged_windows,  # not windows - classified: a quality-only stream classifies none
             "gaps": self.gaps,
             "decision_seconds": {k: round(v, 3) for k, v in self._on_seconds.items()},
             "signal_s": round(signal_s, 3),
