@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from jepa_edge.data.ecg import read_record
+from jepa_edge.data.ecg import check_record, read_record
 from jepa_edge.data.mitdb import read_mitdb
 from jepa_edge.data.paths import data_root
 from jepa_edge.data.preprocess import STANDARD_LEADS, canonical_lead
 from jepa_edge.devices.stream.af import AfConfig, AfTracker
 from jepa_edge.devices.stream.monitor import BeatModel, BeatStream, MonitorStream
 from jepa_edge.tasks.beats import BEAT_SPLIT
+from jepa_edge.tasks.metrics import wilson_interval
 
 MAX_FALSE_PER_HOUR = 1.0  # MIT-BIH training + validation records (about 5 h, no AF)
 MAX_PTBXL_FALSE = 0.02  # share of PTB-XL folds 1-8 records without AF called AF
@@ -69,16 +70,8 @@ def af_episodes(fed: list[tuple[int, str, np.ndarray | None]], fs: float, config
     return out + ([last] if last else [])
 
 
-def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (sound at 0 or n hits, unlike the normal approximation)."""
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
-
-
 def rate(hits: int, n: int) -> dict[str, Any]:
-    lo, hi = wilson_interval(hits, n) if n else (float("nan"), float("nan"))
+    lo, hi = wilson_interval(hits, n)
     return {"hits": hits, "n": n, "rate": hits / n if n else float("nan"), "ci95": [lo, hi]}
 
 
@@ -111,9 +104,7 @@ def main() -> int:
     for part in ("train", "val", "test"):
         for name in BEAT_SPLIT[part]:
             path = root / "mitdb" / name
-            import wfdb
-
-            leads = [canonical_lead(n) or n for n in wfdb.rdheader(str(path)).sig_name]
+            leads = [canonical_lead(n) or n for n in check_record(path)[1].sig_name]
             rec, _ = read_mitdb(path, leads=leads)
             mitdb[name] = {"part": part, "fed": stream_beats(model, rec.signal, rec.fs, leads, name),
                            "hours": rec.signal.shape[1] / rec.fs / 3600, "end": int(rec.signal.shape[1] * fs / rec.fs)}

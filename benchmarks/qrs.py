@@ -21,16 +21,7 @@ import numpy as np
 from jepa_edge.data.mitdb import read_mitdb
 from jepa_edge.devices.stream.beats import QrsConfig, StreamingQrs
 from jepa_edge.tasks.ec57 import aami_class, match_beats
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k / n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+from jepa_edge.tasks.metrics import wilson_interval
 
 
 def run(record: Path, chunk_s: float, config: QrsConfig) -> dict[str, object]:
@@ -46,8 +37,8 @@ def run(record: Path, chunk_s: float, config: QrsConfig) -> dict[str, object]:
     tp = int((match >= 0).sum())
     lag_ms = (peaks[match[match >= 0]] - ref[match >= 0]) / fs * 1000
     return {"record": record.name, "ref_beats": int(ref.shape[0]), "peaks": int(peaks.shape[0]),
-            "se": tp / ref.shape[0], "se_ci": wilson(tp, ref.shape[0]), "ppv": tp / max(peaks.shape[0], 1),
-            "ppv_ci": wilson(tp, peaks.shape[0]), "median_lag_ms": float(np.median(lag_ms)),
+            "se": tp / ref.shape[0], "se_ci": wilson_interval(tp, ref.shape[0]), "ppv": tp / max(peaks.shape[0], 1),
+            "ppv_ci": wilson_interval(tp, peaks.shape[0]), "median_lag_ms": float(np.median(lag_ms)),
             "ecg_s": x.shape[0] / fs, "cpu_s": cpu, "rtf": x.shape[0] / fs / cpu}
 
 

@@ -112,3 +112,13 @@ def test_bootstrap_ci_brackets_value_and_is_seeded() -> None:
     better = s + 2 * y
     diff, dlo, dhi = m.paired_bootstrap_diff(m.macro_auc, y, s, better, n_boot=200)
     assert diff > 0 and dlo > 0 and dhi >= diff
+
+
+def test_wilson_interval_matches_the_textbook_values_and_stays_inside_zero_one() -> None:
+    from jepa_edge.tasks.metrics import wilson_interval
+
+    lo, hi = wilson_interval(5, 10)
+    assert abs(lo - 0.2366) < 1e-4 and abs(hi - 0.7634) < 1e-4
+    lo, hi = wilson_interval(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-12) and abs(hi - 0.2775) < 1e-4
+    assert all(np.isnan(wilson_interval(0, 0)))

@@ -150,8 +150,8 @@ class BeatStream:
             except BeatDataError as e:
                 raise StreamError(f"{source}: {e}") from None
             rows += [lead for lead in self.compared.leads if lead not in rows]
-        self._rows = rows  # model leads first, then any lead only the template compares
-        self.columns = [names.index(lead) for lead in rows]
+        self.columns = [names.index(lead) for lead in rows]  # model leads first, then any the template alone reads
+        self._compared_rows = [rows.index(lead) for lead in self.compared.leads] if self.compared is not None else []
         self.resampler = PolyphaseResampler(float(fs), pre.fs, len(rows))
         self.qrs = StreamingQrs(pre.fs, self.config.qrs)
         self.rhythm = RhythmTracker(pre.fs, self.config.rhythm)
@@ -210,8 +210,8 @@ class BeatStream:
             band, self._state = pre.filter(y, self._state)
             self._hist = np.concatenate([self._hist, pre.normalise(band[: pre.num_leads])], axis=1)
             if self.compared is not None:
-                rows = [self._rows.index(lead) for lead in self.compared.leads]
-                self._compared_hist = np.concatenate([self._compared_hist, self.compared.normalise(band[rows])], axis=1)
+                compared = self.compared.normalise(band[self._compared_rows])
+                self._compared_hist = np.concatenate([self._compared_hist, compared], axis=1)
             self.model_samples += y.shape[1]
             beats = self.qrs.push(y[0])
         if final:

@@ -234,6 +234,17 @@ def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(y == pred)) if y.size else float("nan")
 
 
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion hits / n (sound at 0 or n hits, unlike the normal approximation);
+    NaNs for n = 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
 def bland_altman(reference: np.ndarray, test: np.ndarray) -> tuple[float, float, float]:
     """(bias, lower, upper) limits of agreement: mean of test - reference, +- 1.96 sample SD."""
     reference = np.asarray(reference, dtype=np.float64).reshape(-1)
@@ -247,6 +258,7 @@ def bland_altman(reference: np.ndarray, test: np.ndarray) -> tuple[float, float,
 
 
 __all__ = [
+    "wilson_interval",
     "accuracy", "auc", "bland_altman", "bootstrap_ci", "expected_calibration_error", "f1_at", "macro_auc", "mae",
     "paired_bootstrap_diff", "per_class_auc", "per_class_sensitivity_at_specificity", "r2", "roc_curve",
     "sensitivity_at_specificity", "tune_thresholds_f1",
