@@ -40,6 +40,20 @@ def embedding_stats(pooled: torch.Tensor) -> dict[str, float]:
             "target_rank_frac": float(rankme) / top, "target_rank_max": top}
 
 
+def variance_covariance(z: torch.Tensor, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """VICReg's anti-collapse terms (Bardes et al. 2022) for a batch of embeddings (B, D), as C-JEPA (Mo & Tong
+    2024) adds them to I-JEPA's context encoder: a hinge that keeps each dimension's standard deviation across
+    the batch at 1 or more, and the mean squared off-diagonal covariance that keeps dimensions decorrelated.
+    Unlike the watch above these carry gradients; they are computed on this rank's share of the batch."""
+    z = z.float()
+    z = z - z.mean(dim=0, keepdim=True)
+    variance = torch.relu(1.0 - torch.sqrt(z.var(dim=0) + eps)).mean()
+    d = z.shape[1]
+    cov = (z.T @ z) / max(1, z.shape[0] - 1)
+    covariance = (cov.pow(2).sum() - cov.diagonal().pow(2).sum()) / d
+    return variance, covariance
+
+
 @dataclass(frozen=True)
 class CollapseThresholds:
     """Below either figure the run is called collapsing.

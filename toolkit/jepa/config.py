@@ -10,10 +10,11 @@ from typing import Any
 class PretrainConfig:
     """Defaults follow ECG-JEPA (AdamW betas 0.9/0.99, EMA 0.998->0.9995, wd 0.01->0.1, cosine lr, L1 loss).
 
-    Two recipe options are off by default because benchmarks/pretrain_quality.py did not show them helping at
-    CPU budgets (see README, "Does pretraining help?"): `target_norm` (layer-norm targets, as I-JEPA / V-JEPA)
-    and `ema_horizon` (cap the EMA horizon at that share of the run, so a short run's exported target is not
-    mostly its random initialisation)."""
+    Three recipe options are off by default because benchmarks/pretrain_quality.py did not show them helping at
+    CPU budgets (see README, "Does pretraining help?"): `target_norm` (layer-norm targets, as I-JEPA / V-JEPA),
+    `ema_horizon` (cap the EMA horizon at that share of the run, so a short run's exported target is not
+    mostly its random initialisation) and `var_weight` / `cov_weight` (VICReg terms against collapse; they
+    kept the beat encoder's rank up but probed worse)."""
 
     modality: str = "ecg"
     data: str | None = None
@@ -30,6 +31,8 @@ class PretrainConfig:
     final_ema: float = 0.9995
     ema_horizon: float = 0.0  # > 0: momentum <= 1 - 1 / (ema_horizon * steps); 0 leaves the ramp alone
     target_norm: bool = False  # layer-norm (no affine) of the target tokens before the loss
+    var_weight: float = 0.0  # > 0: VICReg variance hinge on the context encoder's pooled outputs (C-JEPA)
+    cov_weight: float = 0.0  # > 0: VICReg covariance penalty on the same (VICReg's ratio: 0.04 x var_weight)
     betas: tuple[float, float] = (0.9, 0.99)
     eps: float = 1e-6
     grad_clip: float = 1.0

@@ -24,7 +24,7 @@ from ..config import ConfigError, to_dict
 from ..models.checkpoint import encoder_spec, save_model
 from ..models.vit import TokenEncoder, gather_tokens
 from . import checkpoint as ckpt
-from .collapse import CollapseWatch, embedding_stats
+from .collapse import CollapseWatch, embedding_stats, variance_covariance
 from .config import PretrainConfig
 from .distributed import DistInfo, all_gather_rows, barrier, init_distributed, mean_over_ranks
 from .sampling import StepBatchSampler, rank_slice, step_rng
@@ -78,15 +78,18 @@ def build_task(cfg: PretrainConfig) -> JepaTask:
 
 
 class ContextPredictor(nn.Module):
-    """Context encoder + predictor as one module, so DDP/FSDP see a single forward."""
+    """Context encoder + predictor as one module, so DDP/FSDP see a single forward. Returns the predictions and
+    the context tokens (for the optional variance / covariance terms)."""
 
     def __init__(self, encoder: TokenEncoder, predictor: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.encoder(x, keep), keep, target)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, target: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        context = self.encoder(x, keep)
+        return self.predictor(context, keep, target), context
 
 
 def pretrain(
@@ -155,8 +158,13 @@ def pretrain(
                     h = gather_tokens(target_tokens, tgt).float()
                     if cfg.target_norm:
                         h = F.layer_norm(h, h.shape[-1:])
-                p = forward(x, keep, tgt)
+                p, context = forward(x, keep, tgt)
             loss = F.l1_loss(p.float(), h)
+            terms = {}
+            if cfg.var_weight > 0 or cfg.cov_weight > 0:
+                variance, covariance = variance_covariance(context.float().mean(dim=1))
+                loss = loss + cfg.var_weight * variance + cfg.cov_weight * covariance
+                terms = {"var_term": float(variance.detach()), "cov_term": float(covariance.detach())}
 
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,7 +182,7 @@ def pretrain(
                 pooled = all_gather_rows(target_tokens.float().mean(dim=1), info)  # the global batch
                 status = {"step": done, "loss": mean_over_ranks(loss.detach(), info), "lr": lr,
                           "weight_decay": wd, "ema": momentum, "grad_norm": float(grad_norm),
-                          "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed,
+                          "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed, **terms,
                           **watch.check(embedding_stats(pooled), done)}
                 if metrics_file:
                     metrics_file.write(json.dumps(status) + "\n")
