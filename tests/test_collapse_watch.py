@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from jepa_edge.config import ConfigError
 from jepa_edge.jepa.collapse import CollapseWarning, CollapseWatch, embedding_stats, variance_covariance
 from jepa_edge.jepa.trainer import PretrainConfig, build_task, pretrain
 
@@ -95,5 +96,7 @@ def test_variance_term_spreads_the_context_encoder(ptbxl_dir: Path, tmp_path: Pa
     assert all("var_term" in r and "cov_term" in r for r in rows)
     late = sorted(r["var_term"] for r in rows[-4:])
     assert (late[1] + late[2]) / 2 < 0.5 * rows[0]["var_term"]  # the gradient reaches the encoder and widens it
+    with pytest.raises(ConfigError, match="var_weight must be >= 0"):
+        PretrainConfig(var_weight=-1.0)
     plain = pretrain(_cfg(ptbxl_dir, tmp_path / "plain"))
     assert "var_term" not in json.loads((plain / "metrics.jsonl").read_text().splitlines()[0])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import ConfigError
+
 
 @dataclass
 class PretrainConfig:
@@ -52,3 +54,8 @@ class PretrainConfig:
     max_records: int | None = None
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)  # modality-specific options (e.g. echo frames)
+
+    def __post_init__(self) -> None:
+        for name in ("var_weight", "cov_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 turns the term off), got {getattr(self, name)}")

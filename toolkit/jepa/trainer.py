@@ -160,11 +160,10 @@ def pretrain(
                         h = F.layer_norm(h, h.shape[-1:])
                 p, context = forward(x, keep, tgt)
             loss = F.l1_loss(p.float(), h)
-            terms = {}
+            terms: dict[str, torch.Tensor] = {}
             if cfg.var_weight > 0 or cfg.cov_weight > 0:
-                variance, covariance = variance_covariance(context.float().mean(dim=1))
-                loss = loss + cfg.var_weight * variance + cfg.cov_weight * covariance
-                terms = {"var_term": float(variance.detach()), "cov_term": float(covariance.detach())}
+                terms["var_term"], terms["cov_term"] = variance_covariance(context.float().mean(dim=1))
+                loss = loss + cfg.var_weight * terms["var_term"] + cfg.cov_weight * terms["cov_term"]
 
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -182,7 +181,8 @@ def pretrain(
                 pooled = all_gather_rows(target_tokens.float().mean(dim=1), info)  # the global batch
                 status = {"step": done, "loss": mean_over_ranks(loss.detach(), info), "lr": lr,
                           "weight_decay": wd, "ema": momentum, "grad_norm": float(grad_norm),
-                          "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed, **terms,
+                          "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed,
+                          **{k: float(v.detach()) for k, v in terms.items()},
                           **watch.check(embedding_stats(pooled), done)}
                 if metrics_file:
                     metrics_file.write(json.dumps(status) + "\n")
