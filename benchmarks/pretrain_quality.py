@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -201,7 +202,12 @@ def main() -> None:
     if args.seeds:
         s.seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.budgets:
-        s.budgets = tuple(sorted(int(v) for v in args.budgets.split(",")))
+        try:
+            s.budgets = tuple(sorted({int(v) for v in args.budgets.split(",")}))
+        except ValueError:
+            raise SystemExit(f"--budgets takes comma-separated step counts, got {args.budgets!r}") from None
+        if s.budgets[0] < 1:
+            raise SystemExit(f"--budgets must be positive step counts, got {args.budgets!r}")
     for name in ("batch", "finetune_epochs", "distill_steps"):
         if getattr(args, name) is not None:
             setattr(s, name, getattr(args, name))
@@ -253,9 +259,10 @@ def main() -> None:
 
         t = time.perf_counter()
         run = work / f"pretrain_seed{sd}"
+        every = math.gcd(*s.budgets)  # a checkpoint at every budget, e.g. 1000, 1500, 2000 -> every 500 steps
         cfg = PretrainConfig(**({"data": str(ptbxl), "model": s.size, "steps": last, "batch_size": s.batch,
                                  "warmup_steps": max(1, last // 10), "seed": sd, "out": str(run),
-                                 "checkpoint_every": s.budgets[0], "keep_checkpoints": last // s.budgets[0],
+                                 "checkpoint_every": every, "keep_checkpoints": last // every,
                                  "log_every": 25} | s.pretrain))
         pretrain(cfg, progress=lambda done, total, row, sd=sd: done % 50 == 0 and say(
             f"seed {sd}: pretrain step {done}/{total} loss {row['loss']:.4f}"))
