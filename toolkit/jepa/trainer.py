@@ -182,7 +182,7 @@ def pretrain(
                 status = {"step": done, "loss": mean_over_ranks(loss.detach(), info), "lr": lr,
                           "weight_decay": wd, "ema": momentum, "grad_norm": float(grad_norm),
                           "samples_per_s": seen / max(elapsed, 1e-9), "elapsed_s": elapsed,
-                          **{k: float(v.detach()) for k, v in terms.items()},
+                          **{k: mean_over_ranks(v.detach(), info) for k, v in terms.items()},
                           **watch.check(embedding_stats(pooled), done)}
                 if metrics_file:
                     metrics_file.write(json.dumps(status) + "\n")
