@@ -10,6 +10,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+BEAT_EXTRA = {"leads": ["II"], "fs": 250, "window_s": 3.0}  # the beat encoder's input: MLII, 3 s at 250 Hz
 
 
 def _data_root() -> Path:
@@ -141,3 +142,37 @@ def challenge_dir(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("challenge") / "ptbxl-as-challenge"
     export_ptbxl(ptbxl_dir, out, folds=(9, 10), limit=24)
     return out
+
+
+@pytest.fixture(scope="session")
+def beat_chain(ptbxl_dir: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real chain at test budgets: a one-lead 3 s JEPA encoder (vit-tiny, 40 steps on PTB-XL lead II), the beat
+    head on MIT-BIH training records, a vit-tiny student distilled on their beats, OpenVINO INT8."""
+    from jepa_edge.distill.trainer import DistillConfig, distill
+    from jepa_edge.jepa.trainer import PretrainConfig, pretrain
+    from jepa_edge.quantize.pipeline import quantize_classifier
+    from jepa_edge.tasks.beat_probe import BeatProbeConfig, fuse_classifier, probe_beats
+
+    root = tmp_path_factory.mktemp("beats")
+    encoder = pretrain(PretrainConfig(data=str(ptbxl_dir), model="vit-tiny", steps=40, batch_size=32, warmup_steps=4,
+                                      checkpoint_every=40, out=str(root / "pretrain"), extra=dict(BEAT_EXTRA)))
+    teacher, metrics = probe_beats(encoder / "encoder", data_root, root / "teacher",
+                                   BeatProbeConfig(epochs=8, max_train_beats=3000))
+    student = distill(DistillConfig(teacher=str(teacher), student="vit-tiny", data=str(data_root), steps=40,
+                                    warmup_steps=4, max_records=2000, evaluate=False, out=str(root / "distill")))
+    fuse_classifier(student, data_root)
+    quantize_classifier(student, root / "int8", data=data_root, windows=200)
+    return {"teacher": teacher, "student": student, "int8": root / "int8" / "model_int8.xml",
+            "probe_metrics": metrics}
+
+
+@pytest.fixture(scope="session")
+def beat_bundle(beat_chain: dict, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The distilled beat student built into a signed cart-cpu bundle (OpenVINO INT8), as `jepa-edge build` does."""
+    from jepa_edge.bundle.signing import new_keypair
+    from jepa_edge.devices.build import build_bundle
+
+    root = tmp_path_factory.mktemp("beat-bundle")
+    private, public = new_keypair(root / "release")
+    bundle = build_bundle(beat_chain["student"], "cart-cpu", root / "bundle", data=data_root, sign_key=private)
+    return {"bundle": bundle, "public": public, "private": private}

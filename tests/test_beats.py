@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BEAT_EXTRA
 
 from jepa_edge.devices.profiles import load_profile
 from jepa_edge.devices.stream import monitor_eval as me
@@ -23,8 +24,6 @@ from jepa_edge.tasks.beats import (
     template_features,
 )
 
-BEAT_EXTRA = {"leads": ["II"], "fs": 250, "window_s": 3.0}
-
 
 class RecordingEngine:
     """A real engine whose inputs are kept, to compare what the stream fed it with the offline windows."""
@@ -36,40 +35,6 @@ class RecordingEngine:
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         self.inputs.append(np.array(x))
         return self.engine.outputs(x)
-
-
-@pytest.fixture(scope="module")
-def beat_chain(ptbxl_dir: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The real chain at test budgets: a one-lead 3 s JEPA encoder (vit-tiny, 40 steps on PTB-XL lead II), the beat
-    head on MIT-BIH training records, a vit-tiny student distilled on their beats, OpenVINO INT8."""
-    from jepa_edge.distill.trainer import DistillConfig, distill
-    from jepa_edge.jepa.trainer import PretrainConfig, pretrain
-    from jepa_edge.quantize.pipeline import quantize_classifier
-    from jepa_edge.tasks.beat_probe import BeatProbeConfig, fuse_classifier, probe_beats
-
-    root = tmp_path_factory.mktemp("beats")
-    encoder = pretrain(PretrainConfig(data=str(ptbxl_dir), model="vit-tiny", steps=40, batch_size=32, warmup_steps=4,
-                                      checkpoint_every=40, out=str(root / "pretrain"), extra=dict(BEAT_EXTRA)))
-    teacher, metrics = probe_beats(encoder / "encoder", data_root, root / "teacher",
-                                   BeatProbeConfig(epochs=8, max_train_beats=3000))
-    student = distill(DistillConfig(teacher=str(teacher), student="vit-tiny", data=str(data_root), steps=40,
-                                    warmup_steps=4, max_records=2000, evaluate=False, out=str(root / "distill")))
-    fuse_classifier(student, data_root)
-    quantize_classifier(student, root / "int8", data=data_root, windows=200)
-    return {"teacher": teacher, "student": student, "int8": root / "int8" / "model_int8.xml",
-            "probe_metrics": metrics}
-
-
-@pytest.fixture(scope="module")
-def beat_bundle(beat_chain: dict, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The distilled beat student built into a signed cart-cpu bundle (OpenVINO INT8), as `jepa-edge build` does."""
-    from jepa_edge.bundle.signing import new_keypair
-    from jepa_edge.devices.build import build_bundle
-
-    root = tmp_path_factory.mktemp("beat-bundle")
-    private, public = new_keypair(root / "release")
-    bundle = build_bundle(beat_chain["student"], "cart-cpu", root / "bundle", data=data_root, sign_key=private)
-    return {"bundle": bundle, "public": public, "private": private}
 
 
 def test_split_is_inter_patient_and_every_part_holds_ectopic_beats(data_root: Path) -> None:
@@ -216,7 +181,7 @@ def test_signed_beat_bundle_streams_the_monitor_from_the_cli(beat_chain: dict, b
 def test_beat_bundle_refusals_say_what_is_wrong(beat_bundle: dict, ecg_classifier_dir: Path, ptbxl_dir: Path,
                                                 tmp_path: Path) -> None:
     """A tampered beat bundle is refused under the key; a beat model is not a window classifier; the firmware
-    runner says it has no beat detector; a window classifier with --beats streams both on a 12-lead record."""
+    runner builds for it (its monitor mode); a window classifier with --beats streams both on a 12-lead record."""
     import json
     import shutil
 
@@ -241,7 +206,8 @@ def test_beat_bundle_refusals_say_what_is_wrong(beat_bundle: dict, ecg_classifie
     assert result.exit_code == 2 and "with --beats, BUNDLE is the window classifier" in result.output, result.output
 
     manifest = json.loads((beat_bundle["bundle"] / "manifest.json").read_text())
-    assert "no beat detector" in (runner_support(manifest) or "")
+    assert runner_support(manifest) is None
+    assert "one-of-N" in runner_support({**manifest, "model": {**manifest["model"], "output": {"kind": "regression"}}})
 
     tampered = tmp_path / "tampered"
     shutil.copytree(beat_bundle["bundle"], tampered)

@@ -64,10 +64,11 @@ def runner_support(manifest: Mapping[str, Any]) -> str | None:
     model = manifest.get("model") or {}
     modality = model.get("modality", "ecg")
     kind = (model.get("output") or {}).get("kind", "multilabel")
+    if modality == "ecg-beat":  # the arrhythmia monitor (jefw_monitor.c)
+        return None if kind == "multiclass" else f"a beat model with a {kind} output: beat models are one-of-N"
     if modality != "ecg":
-        where = ("stream beat models with `jepa-edge stream`; the runner has no beat detector yet"
-                 if modality == "ecg-beat" else "run echo clips with `jepa-edge echo infer`")
-        return f"an {modality} model: the firmware runner classifies ECG windows only ({where})"
+        return (f"an {modality} model: the firmware runner runs ECG window classifiers and beat monitors only (run "
+                "echo clips with `jepa-edge echo infer`)")
     if kind != "multilabel":
         return f"a {kind} output: the firmware runner decodes multi-label ECG heads only (sigmoid against thresholds)"
     return None

@@ -95,6 +95,62 @@ def _tensor_block(side: str, tensors: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _sos_lines(prefix: str, sos: list[list[float]]) -> list[str]:
+    lines = [f"#define JEPA_EDGE_{prefix.upper()}NUM_SOS {len(sos)}"]
+    lines += _array("double", f"jepa_edge_{prefix}sos", [c_double(v) for row in sos for v in row], per_line=6)
+    lines += [
+        "/* Steady-state filter state per unit input, rows {z0, z1} per section (scipy.signal.sosfilt_zi):",
+        " * initial state of a lead = these values times its first sample. */",
+    ]
+    lines += _array("double", f"jepa_edge_{prefix}sos_zi", [c_double(v) for row in _sos_zi(sos) for v in row],
+                    per_line=2)
+    return lines
+
+
+def _beat_lines(manifest: dict[str, Any]) -> list[str]:
+    """What a beat monitor needs besides the engine: where the beat sits in the model window, the RR / template
+    fusion (`tasks.beats.RrFusion`), and the quality windows it withholds beats by."""
+    from ..data.preprocess import EcgPreprocessing
+    from ..tasks.beats import RR_CLIP, BeatContext, BeatDataError, RrFusion
+
+    model, pre = manifest["model"], EcgPreprocessing.from_dict(manifest["preprocessing"])
+    try:
+        before, after = BeatContext(**(model.get("beat") or {})).offsets(pre)
+        fusion = RrFusion.from_dict(model["rr_fusion"]) if model.get("rr_fusion") else None
+    except (BeatDataError, KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"$.model.beat / $.model.rr_fusion cannot be read ({exc})") from None
+    lines = ["", "/* ---- beat model: its window spans BEFORE samples before the R peak, AFTER from it ---- */",
+             f"#define JEPA_EDGE_BEAT_BEFORE_SAMPLES {before}",
+             f"#define JEPA_EDGE_BEAT_AFTER_SAMPLES {after}",
+             "/* RR / template late fusion: fused = weight @ [logits - mean(logits), features] + bias, class = argmax;",
+             " * features: log pre-RR, post-RR against the mean of the last RR_HISTORY RR intervals, log pre / post;",
+             " * then per template lead 1 - corr, log range ratio, log slope-length ratio of the beat's QRS",
+             " * (+-TEMPLATE_HALF_SAMPLES) against the median QRS of the TEMPLATE_BEATS previous beats; each",
+             " * clipped to +-RR_CLIP (toolkit/tasks/beats.py). RR_FUSION 0: the engine's logits decide alone. */",
+             f"#define JEPA_EDGE_RR_FUSION {1 if fusion is not None else 0}"]
+    if fusion is not None:
+        tpl = fusion.template
+        lines += [f"#define JEPA_EDGE_RR_HISTORY {fusion.history}",
+                  f"#define JEPA_EDGE_RR_CLIP {c_double(RR_CLIP)}",
+                  f"#define JEPA_EDGE_RR_NUM_FEATURES {len(fusion.features)}",
+                  f"#define JEPA_EDGE_TEMPLATE_BEATS {tpl.beats if tpl else 0}",
+                  f"#define JEPA_EDGE_TEMPLATE_HALF_SAMPLES {tpl.half(pre.fs) if tpl else 0}",
+                  f"#define JEPA_EDGE_TEMPLATE_LEADS {tpl.leads if tpl else 0}"]
+        lines += _array("double", "jepa_edge_rr_weight", [c_double(v) for row in fusion.weight for v in row],
+                        per_line=6)
+        lines += _array("double", "jepa_edge_rr_bias", [c_double(v) for v in fusion.bias])
+    # devices/stream/monitor.py `quality_preprocessing`: EcgPreprocessing's defaults on the beat lead + one other
+    quality = EcgPreprocessing(leads=(pre.leads[0],))
+    lines += ["/* Quality windows of the monitor (the beat lead and the stream's first other lead, band-passed, not",
+              " * normalised): a beat whose first covering window is flagged is withheld. */",
+              f"#define JEPA_EDGE_QUALITY_FS_HZ {quality.fs}",
+              f"#define JEPA_EDGE_QUALITY_WINDOW_S {c_double(quality.window_s)}",
+              f"#define JEPA_EDGE_QUALITY_HOP_S {c_double(quality.hop_s)}",
+              f"#define JEPA_EDGE_QUALITY_WINDOW_SAMPLES {quality.window}",
+              f"#define JEPA_EDGE_QUALITY_HOP_SAMPLES {quality.hop}"]
+    return lines + _sos_lines("quality_", quality.sos.tolist())
+
+
 def generate_header(manifest: dict[str, Any]) -> str:
     """The header text for a (schema-valid) manifest. -1 in a shape marks a dynamic dimension (batch)."""
     model = manifest["model"]
@@ -149,14 +205,8 @@ def generate_header(manifest: dict[str, Any]) -> str:
             f"#define JEPA_EDGE_BANDPASS_LOW_HZ {c_double(pre['bandpass_hz'][0])}",
             f"#define JEPA_EDGE_BANDPASS_HIGH_HZ {c_double(pre['bandpass_hz'][1])}",
             f"#define JEPA_EDGE_FILTER_ORDER {int(pre['filter_order'])}",
-            f"#define JEPA_EDGE_NUM_SOS {len(sos)}",
         ]
-        lines += _array("double", "jepa_edge_sos", [c_double(v) for row in sos for v in row], per_line=6)
-        lines += [
-            "/* Steady-state filter state per unit input, rows {z0, z1} per section (scipy.signal.sosfilt_zi):",
-            " * initial state of a lead = these values times its first sample. */",
-        ]
-        lines += _array("double", "jepa_edge_sos_zi", [c_double(v) for row in _sos_zi(sos) for v in row], per_line=2)
+        lines += _sos_lines("", sos)
         lines += [
             "/* Normalisation per lead after filtering: x = clip((x - mean) / std, -clip, clip).",
             " * With JEPA_EDGE_NORMALISED 0 the constants are the identity (mean 0, std 1). */",
@@ -181,6 +231,8 @@ def generate_header(manifest: dict[str, Any]) -> str:
         ]
         lines += _array("double", "jepa_edge_clip_mean", [c_double(v) for v in pre["mean"]])
         lines += _array("double", "jepa_edge_clip_std", [c_double(v) for v in pre["std"]])
+    if model.get("modality") == "ecg-beat":
+        lines += _beat_lines(manifest)
     output = model.get("output") or {"kind": "multilabel"}
     kinds = {"multilabel": 0, "multiclass": 1, "regression": 2}
     lines += ["", "/* ---- outputs: how to read logits ---- */",

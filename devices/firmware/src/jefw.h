@@ -10,6 +10,10 @@
  *   jefw_quality.c  flat-run test, per-lead noise measures                     devices/stream/quality.py
  *   jefw_config.h   streaming defaults                                         devices/stream/config.py
  *   jefw_golden.c   golden inputs/outputs against the manifest's tolerances   toolkit/bundle/reader.py (verify)
+ *   jefw_monitor.c  the arrhythmia monitor of a beat bundle                     devices/stream/monitor.py
+ *   jefw_beats.c    a beat's RR and template features, the fusion, its class    toolkit/tasks/beats.py
+ *   jefw_qrs.c      settled R peaks (jefw_qrs.h)                                devices/stream/beats.py (StreamingQrs)
+ *   jefw_rhythm.c   VT, bigeminy, trigeminy, AF episodes (jefw_rhythm.h)        devices/stream/beats.py, af.py
  *   jefw_engine_*   one back end each: OpenVINO C API, TensorRT C++ API        runtimes/
  */
 #ifndef JEFW_H
@@ -20,6 +24,7 @@
 #include <stdio.h>
 
 #include "jefw_json.h"
+#include "jefw_util.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +43,6 @@ enum {
     JEFW_EXIT_SYSTEM = 7       /* out of memory, unreadable file */
 };
 
-#define JEFW_ERR 512
 #define JEFW_MAX_OUTPUTS 4
 
 /* ---- the bundle's header, as data ---- */
@@ -69,6 +73,15 @@ typedef struct {
     const char *output_names[JEFW_MAX_OUTPUTS];
     long long output_width[JEFW_MAX_OUTPUTS]; /* last dimension of each output (-1: dynamic) */
     const char *input_name;
+    /* beat model (modality "ecg-beat"; zero otherwise): the window around an R peak, the RR / template fusion,
+     * the quality windows that withhold beats (toolkit/bundle/cheader.py `_beat_lines`) */
+    int beat_before, beat_after;
+    int rr_fusion, rr_history, rr_num_features, template_beats, template_half, template_leads;
+    double rr_clip;
+    const double *rr_weight, *rr_bias; /* num_labels x (num_labels + rr_num_features), num_labels */
+    int quality_fs, quality_window, quality_hop, quality_num_sos;
+    double quality_window_s, quality_hop_s;
+    const double *quality_sos, *quality_sos_zi;
     /* device profile */
     const char *device_profile; /* "" when the header names none */
     int threads;                /* 0: runtime default */
@@ -79,10 +92,11 @@ const jefw_model_t *jefw_model(void);
 int jefw_output_index(const jefw_model_t *m, const char *name); /* -1 if the header has no such output */
 
 /* ---- small helpers ---- */
-void jefw_errf(char *err, const char *fmt, ...);
 int jefw_read_all(const char *path, char **data, size_t *len, char *err); /* 0 ok; malloc'd, NUL-terminated */
 double jefw_now(void);                                                     /* monotonic seconds */
 void jefw_json_string(FILE *out, const char *s);                           /* a JSON string literal */
+/* Python's canonical_lead: header spellings (MLII, D2, AVR, ...) to I, II, III, aVR, aVL, aVF, V1..V6. */
+void jefw_canonical_lead(const char *in, char *out, size_t n);
 
 /* ---- bundle ---- */
 typedef struct {
@@ -175,9 +189,17 @@ typedef struct {
 
 void jefw_stream_config_defaults(jefw_stream_config_t *c);
 
+/* ---- beat features and decoding (jefw_beats.c; toolkit/tasks/beats.py) ---- */
+/* rr_features(beats, next_sample=next)[-1]: the last of n beats (the history before it first); next NULL: unknown. */
+void jefw_rr_features(const long long *beats, long n, const long long *next, double clip, double out[3]);
+/* BeatTemplate.features: a beat's QRS (leads x width, or NULL) against np previous ones; 3 * leads values; -1 OOM. */
+int jefw_template_features(const double *seg, const double *const *prev, int np, int leads, int width, double clip,
+                           double *out);
+/* The class of a beat: RrFusion on its logits and features (NULL: the logits alone), softmax into p, argmax. */
+int jefw_beat_decode(const jefw_model_t *m, const float *logits, const double *features, double *p);
+
 /* ---- signal quality (jefw_quality.c; devices/stream/quality.py) ---- */
 #define JEFW_QUALITY_MEASURES 5 /* hf_mv, band_std_mv, lf_ratio, ptp_ratio, periodicity (Python's MEASURES order) */
-double jefw_round_half_even(double v);
 int jefw_has_flat_run(const double *r, long n, long w, double ptp, double *scratch4n);
 /* One lead's noise measures over n samples of resampled (raw) and band-passed (bd) mV; scratch of n doubles. */
 void jefw_lead_measures(const double *raw, const double *bd, long n, double fs, const jefw_stream_config_t *q,
@@ -196,10 +218,32 @@ typedef struct {
     jefw_stream_config_t config;
 } jefw_stream_options_t;
 
+/* The window stream (jefw_stream.c) as parts, for modes that feed it beside other consumers (the beat monitor).
+ * e == NULL: quality only (windows checked and reported, nothing classified). Each returns a JEFW_EXIT_* code. */
+typedef struct jefw_stream jefw_stream_t;
+typedef void (*jefw_window_cb)(void *ctx, long long end, int flagged); /* window end in model samples */
+typedef int (*jefw_frames_cb)(void *ctx, const unsigned char *frames, long n, char *err);
+int jefw_stream_open(jefw_stream_t **s, const jefw_model_t *m, jefw_engine_t *e, jefw_stream_options_t *o,
+                     FILE *out, char *err);
+void jefw_stream_on_window(jefw_stream_t *s, jefw_window_cb cb, void *ctx);
+int jefw_stream_push(jefw_stream_t *s, const unsigned char *frames, long n, char *err); /* n int16 frames */
+int jefw_stream_flush(jefw_stream_t *s, char *err); /* end of input: the resampler's tail */
+/* The summary line (`extra`: more "key": value pairs, each after ", ", or NULL); accounting checks. */
+int jefw_stream_finish(jefw_stream_t *s, const char *extra, FILE *report);
+double jefw_stream_busy(const jefw_stream_t *s);
+long long jefw_stream_samples_in(const jefw_stream_t *s);
+void jefw_stream_close(jefw_stream_t *s);
+/* Read int16 frames from `in` in chunks and hand each whole run of frames to `consume`; stray bytes fail. */
+int jefw_read_frames(FILE *in, FILE *report, int num_leads, long chunk, jefw_frames_cb consume, void *ctx);
+
 int jefw_run_golden(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e, const char *role,
                     FILE *out, FILE *report);
 int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
                     jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report);
+/* The arrhythmia monitor of a beat bundle (jefw_monitor.c; devices/stream/monitor.py): quality windows, R peaks,
+ * beats labelled by the engine and the RR / template fusion, rhythm episodes. */
+int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
+                     jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,14 +16,6 @@
 #define SIGNATURE_NAME "manifest.json.sig"
 #define HEADER_PATH "include/jepa_edge_model.h"
 #define MAX_MANIFEST_BYTES (16L << 20)
-
-void jefw_errf(char *err, const char *fmt, ...) {
-    va_list ap;
-    if (!err) return;
-    va_start(ap, fmt);
-    vsnprintf(err, JEFW_ERR, fmt, ap);
-    va_end(ap);
-}
 
 double jefw_now(void) {
     struct timespec ts;
@@ -239,11 +230,19 @@ static const char *manifest_output_kind(const jefw_bundle_t *b) {
 
 int jefw_bundle_supported(const jefw_bundle_t *b, const jefw_model_t *m, char *err) {
     const char *modality = manifest_modality(b), *kind = manifest_output_kind(b);
+    if (strcmp(modality, "ecg-beat") == 0) { /* the arrhythmia monitor (jefw_monitor.c) */
+        if (strcmp(kind, "multiclass") != 0 || strcmp(m->modality, "ecg-beat") != 0 || m->beat_before <= 0 ||
+            m->quality_fs <= 0) {
+            jefw_errf(err, "%s: a beat model needs a one-of-N output and a runner compiled against its header "
+                           "(this one: %s header, output kind %d); rebuild the runner against this bundle",
+                      b->dir, m->modality, m->output_kind);
+            return JEFW_EXIT_UNSUPPORTED;
+        }
+        return JEFW_EXIT_OK;
+    }
     if (strcmp(modality, "ecg") != 0) {
-        jefw_errf(err, "%s: an %s model (model.modality); this runner classifies ECG windows only: %s", b->dir,
-                  modality, strcmp(modality, "ecg-beat") == 0
-                                ? "stream beat models with `jepa-edge stream` (no C beat detector yet)"
-                                : "run echo clips with `jepa-edge echo infer`");
+        jefw_errf(err, "%s: an %s model (model.modality); this runner runs ECG windows and beat monitors only: "
+                       "run echo clips with `jepa-edge echo infer`", b->dir, modality);
         return JEFW_EXIT_UNSUPPORTED;
     }
     if (strcmp(kind, "multilabel") != 0) {

@@ -6,6 +6,8 @@
  *                           < frames.i16
  *   jepa_edge_runner info
  *
+ * `stream` on a beat bundle (modality ecg-beat) runs the arrhythmia monitor: beats, rhythm episodes, quality windows.
+ *
  * Every run first checks the bundle: manifest.json parsed, every listed file's size and SHA-256, no unlisted
  * files, the header this runner was compiled against is the bundle's own. Exit codes: jefw.h / docs/firmware.md. */
 #include <errno.h>
@@ -146,7 +148,9 @@ int main(int argc, char **argv) {
         jefw_engine_info(engine, stdout);
         printf("\n");
         rc = jefw_run_golden(&bundle, m, engine, role, stdout, stderr);
-    } else
+    } else if (strcmp(m->modality, "ecg-beat") == 0)
+        rc = jefw_run_monitor(&bundle, m, engine, &so, stdin, stdout, stderr);
+    else
         rc = jefw_run_stream(&bundle, m, engine, &so, stdin, stdout, stderr);
     jefw_engine_close(engine);
     jefw_bundle_close(&bundle);

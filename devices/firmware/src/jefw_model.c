@@ -78,6 +78,29 @@ const jefw_model_t *jefw_model(void) {
     model.output_names[3] = JEPA_EDGE_OUTPUT_3_NAME;
     model.output_width[3] = last_dim(jepa_edge_output_3_shape, JEPA_EDGE_OUTPUT_3_RANK);
 #endif
+#ifdef JEPA_EDGE_BEAT_BEFORE_SAMPLES
+    model.beat_before = JEPA_EDGE_BEAT_BEFORE_SAMPLES;
+    model.beat_after = JEPA_EDGE_BEAT_AFTER_SAMPLES;
+    model.rr_fusion = JEPA_EDGE_RR_FUSION;
+#if JEPA_EDGE_RR_FUSION
+    model.rr_history = JEPA_EDGE_RR_HISTORY;
+    model.rr_clip = JEPA_EDGE_RR_CLIP;
+    model.rr_num_features = JEPA_EDGE_RR_NUM_FEATURES;
+    model.template_beats = JEPA_EDGE_TEMPLATE_BEATS;
+    model.template_half = JEPA_EDGE_TEMPLATE_HALF_SAMPLES;
+    model.template_leads = JEPA_EDGE_TEMPLATE_LEADS;
+    model.rr_weight = jepa_edge_rr_weight;
+    model.rr_bias = jepa_edge_rr_bias;
+#endif
+    model.quality_fs = JEPA_EDGE_QUALITY_FS_HZ;
+    model.quality_window = JEPA_EDGE_QUALITY_WINDOW_SAMPLES;
+    model.quality_hop = JEPA_EDGE_QUALITY_HOP_SAMPLES;
+    model.quality_window_s = JEPA_EDGE_QUALITY_WINDOW_S;
+    model.quality_hop_s = JEPA_EDGE_QUALITY_HOP_S;
+    model.quality_num_sos = JEPA_EDGE_QUALITY_NUM_SOS;
+    model.quality_sos = jepa_edge_quality_sos;
+    model.quality_sos_zi = jepa_edge_quality_sos_zi;
+#endif
     model.device_profile = JEPA_EDGE_DEVICE_PROFILE;
     model.threads = JEPA_EDGE_DEVICE_THREADS;
     model.precision_hint = JEPA_EDGE_OPENVINO_PRECISION_HINT;

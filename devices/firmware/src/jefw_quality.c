@@ -5,13 +5,6 @@
 #include "jefw.h"
 #include "jefw_config.h"
 
-double jefw_round_half_even(double v) { /* Python's round() */
-    double f = floor(v), d = v - f;
-    if (d > 0.5) return f + 1.0;
-    if (d < 0.5) return f;
-    return fmod(f, 2.0) == 0.0 ? f : f + 1.0;
-}
-
 /* 1 when some `w` consecutive samples of r[0..n) span less than `ptp`: running max/min over w samples from
  * prefix and suffix extremes within blocks of w (van Herk / Gil-Werman, O(n)), scratch `g` of 4 n doubles.
  * The same exact test as window_quality() in Python: every flat run of >= flat_s is caught, none shorter. */

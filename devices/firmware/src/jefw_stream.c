@@ -55,12 +55,18 @@ typedef struct {
     double *on_since, *on_seconds, busy, engine_time, tick, *latency;
     size_t nlat, caplat;
     int engine_failed;
+    jefw_window_cb on_window; /* told each window's end (model samples) and whether it was flagged */
+    void *on_window_ctx;
 } stream_t;
+
+struct jefw_stream {
+    stream_t s;
+};
 
 static const char *const FLAG_NAMES[5] = {"flatline", "gap", "nan", "noise", "saturation"}; /* sorted, as Python */
 
 /* Python's canonical_lead: header spellings (MLII, D2, AVR, ...) to I, II, III, aVR, aVL, aVF, V1..V6. */
-static void canonical_lead(const char *in, char *out, size_t n) {
+void jefw_canonical_lead(const char *in, char *out, size_t n) {
     static const char *const std[] = {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"};
     static const char *const alias[][2] = {{"MLI", "I"}, {"MLII", "II"}, {"MLIII", "III"}, {"D1", "I"},
                                            {"D2", "II"}, {"D3", "III"}};
@@ -98,7 +104,7 @@ static int map_leads(stream_t *s, char *err) {
             jefw_errf(err, "--leads: more than %d leads", MAX_LEADS);
             return -1;
         }
-        canonical_lead(tok, names[n], sizeof names[n]);
+        jefw_canonical_lead(tok, names[n], sizeof names[n]);
         n++;
     }
     if (n == 0) {
@@ -223,7 +229,7 @@ static int window_event(stream_t *s, long long start, char *err) {
     quality(s, present, flat, noisy, meas, score, counts);
     for (i = 0; i < 5; i++) any |= present[i];
     memset(none, 0, sizeof none);
-    if (!any) {
+    if (!any && s->e) {
         const float *logits;
         size_t count;
         double t0 = jefw_now();
@@ -244,7 +250,7 @@ static int window_event(stream_t *s, long long start, char *err) {
     } else
         for (i = 0; i < 5; i++) s->flagged_counts[i] += present[i];
     fprintf(s->out, "{\"above\": ");
-    if (any) fputs("null", s->out);
+    if (any || !s->e) fputs("null", s->out);
     else print_str_list(s->out, m->labels, above, m->num_labels);
     fputs(", \"decisions\": ", s->out);
     print_str_list(s->out, m->labels, s->decision, m->num_labels);
@@ -285,11 +291,11 @@ static int window_event(stream_t *s, long long start, char *err) {
     for (i = 0, l = 0; i < 5; i++)
         if (present[i]) fprintf(s->out, "%s\"%s\"", l++ ? ", " : "", FLAG_NAMES[i]);
     fprintf(s->out, "], \"index\": %lld, \"latency_ms\": %.3f, \"offset\": ", s->windows, (jefw_now() - s->tick) * 1e3);
-    print_str_list(s->out, m->labels, any ? none : offset, m->num_labels);
+    print_str_list(s->out, m->labels, any || !s->e ? none : offset, m->num_labels);
     fputs(", \"onset\": ", s->out);
-    print_str_list(s->out, m->labels, any ? none : onset, m->num_labels);
+    print_str_list(s->out, m->labels, any || !s->e ? none : onset, m->num_labels);
     fprintf(s->out, ", \"quality\": \"%s\", \"scores\": ", any ? "flagged" : "ok");
-    if (any) fputs("null", s->out);
+    if (any || !s->e) fputs("null", s->out);
     else {
         fputc('{', s->out);
         for (i = 0; i < m->num_labels; i++) {
@@ -312,6 +318,7 @@ static int window_event(stream_t *s, long long start, char *err) {
     }
     s->latency[s->nlat++] = (jefw_now() - s->tick) * 1e3;
     s->windows++;
+    if (s->on_window) s->on_window(s->on_window_ctx, start + n, any);
     return 0;
 }
 
@@ -365,7 +372,7 @@ static int push_frames(stream_t *s, const unsigned char *bytes, long frames, cha
     return ingest(s, y, yf, count, err);
 }
 
-static void summary(stream_t *s, int ok_checks[4], int ok) {
+static void summary(stream_t *s, int ok_checks[4], int ok, const char *extra) {
     const jefw_model_t *m = s->m;
     const jefw_stream_config_t *c = &s->o->config;
     double signal_s = (double)s->samples_in / (double)s->o->fs, t_end = (double)s->model_samples / m->fs;
@@ -399,7 +406,8 @@ static void summary(stream_t *s, int ok_checks[4], int ok) {
         fprintf(s->out, ": %.3f", secs);
     }
     fputs("}, \"engine\": ", s->out);
-    jefw_engine_info(s->e, s->out);
+    if (s->e) jefw_engine_info(s->e, s->out);
+    else fputs("{\"engine\": null, \"mode\": \"quality only\"}", s->out);
     fprintf(s->out, ", \"engine_s\": %.4f, \"flagged\": {", s->engine_time);
     for (i = 0; i < 5; i++)
         if (s->flagged_counts[i]) {
@@ -421,8 +429,8 @@ static void summary(stream_t *s, int ok_checks[4], int ok) {
     else fputs("null", s->out);
     fprintf(s->out, ", \"resampler\": {\"down\": %ld, \"latency_input_samples\": %ld, \"up\": %ld}, \"runner\": \"c\", "
                     "\"signal_s\": %.3f, \"source\": \"stdin\", \"type\": \"summary\", \"version\": 1, "
-                    "\"window_s\": %g}\n",
-            s->rs.down, jefw_resampler_latency(&s->rs), s->rs.up, signal_s, m->window_s);
+                    "\"window_s\": %g%s}\n",
+            s->rs.down, jefw_resampler_latency(&s->rs), s->rs.up, signal_s, m->window_s, extra ? extra : "");
 }
 
 static void stream_free(stream_t *s) {
@@ -433,116 +441,181 @@ static void stream_free(stream_t *s) {
     jefw_filter_free(&s->flt);
 }
 
-int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
-                    jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report) {
-    stream_t s;
-    char err[JEFW_ERR];
-    unsigned char *buf = NULL;
-    size_t frame_bytes, leftover = 0, got;
+void jefw_stream_close(jefw_stream_t *st) {
+    if (!st) return;
+    stream_free(&st->s);
+    free(st);
+}
+
+int jefw_stream_open(jefw_stream_t **out_st, const jefw_model_t *m, jefw_engine_t *e, jefw_stream_options_t *o,
+                     FILE *out, char *err) {
+    jefw_stream_t *st = (jefw_stream_t *)calloc(1, sizeof *st);
+    stream_t *s;
     long n = m->window;
-    int L = m->num_leads, rc = JEFW_EXIT_OK, checks[4], ok;
-    (void)b;
-    memset(&s, 0, sizeof s);
-    s.m = m, s.e = e, s.o = o, s.out = out, s.report = report;
+    int L = m->num_leads;
+    *out_st = NULL;
+    if (!st) {
+        jefw_errf(err, "out of memory");
+        return JEFW_EXIT_SYSTEM;
+    }
+    s = &st->s;
+    s->m = m, s->e = e, s->o = o, s->out = out;
     if (L > MAX_LEADS || m->num_labels > 256) {
-        fprintf(report, "error: %d leads / %d labels: more than this runner handles\n", L, m->num_labels);
+        jefw_errf(err, "%d leads / %d labels: more than this runner handles", L, m->num_labels);
+        free(st);
         return JEFW_EXIT_UNSUPPORTED;
     }
     if (o->gain <= 0 || o->chunk < 1) {
-        fprintf(report, "error: --gain must be positive (ADC units per mV) and --chunk >= 1\n");
+        jefw_errf(err, "--gain must be positive (ADC units per mV) and --chunk >= 1");
+        free(st);
         return JEFW_EXIT_USAGE;
     }
-    if (map_leads(&s, err) != 0) {
-        fprintf(report, "error: %s\n", err);
+    if (map_leads(s, err) != 0) {
+        free(st);
         return JEFW_EXIT_INPUT;
     }
-    if (jefw_resampler_init(&s.rs, L, o->fs, m, err) != 0) {
-        fprintf(report, "error: %s\n", err);
+    if (jefw_resampler_init(&s->rs, L, o->fs, m, err) != 0) {
+        jefw_stream_close(st);
         return JEFW_EXIT_USAGE;
     }
-    frame_bytes = 2 * (size_t)o->num_leads;
-    s.lo = (-32768.0 - o->baseline) / o->gain;
-    s.hi = (32767.0 - o->baseline) / o->gain;
-    s.next_end = n;
-    s.raw = (double *)calloc((size_t)(L * n), sizeof(double));
-    s.band = (double *)calloc((size_t)(L * n), sizeof(double));
-    s.wraw = (double *)calloc((size_t)(L * n), sizeof(double));
-    s.wband = (double *)calloc((size_t)(L * n), sizeof(double));
-    s.extremes = (double *)calloc((size_t)(4 * n), sizeof(double));
-    s.norm = (float *)calloc((size_t)(L * n), sizeof(float));
-    s.wnorm = (float *)calloc((size_t)(L * n), sizeof(float));
-    s.flags = (uint8_t *)calloc((size_t)n, 1);
-    s.wflags = (uint8_t *)calloc((size_t)n, 1);
-    s.x = (double *)calloc((size_t)(o->chunk + 1) * (size_t)L, sizeof(double));
-    s.xflags = (uint8_t *)calloc((size_t)o->chunk + 1, 1);
-    s.decision = (unsigned char *)calloc((size_t)m->num_labels + 1, 1);
-    s.run = (int *)calloc((size_t)m->num_labels + 1, sizeof(int));
-    s.on_since = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
-    s.on_seconds = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
-    buf = (unsigned char *)malloc(((size_t)o->chunk + 1) * frame_bytes);
-    if (!s.raw || !s.band || !s.wraw || !s.wband || !s.extremes || !s.norm || !s.wnorm || !s.flags || !s.wflags ||
-        !s.x || !s.xflags || !s.decision || !s.run || !s.on_since || !s.on_seconds || !buf ||
-        jefw_filter_init(&s.flt, m) != 0) {
-        fprintf(report, "error: out of memory\n");
-        rc = JEFW_EXIT_SYSTEM;
-        goto done;
+    s->lo = (-32768.0 - o->baseline) / o->gain;
+    s->hi = (32767.0 - o->baseline) / o->gain;
+    s->next_end = n;
+    s->raw = (double *)calloc((size_t)(L * n), sizeof(double));
+    s->band = (double *)calloc((size_t)(L * n), sizeof(double));
+    s->wraw = (double *)calloc((size_t)(L * n), sizeof(double));
+    s->wband = (double *)calloc((size_t)(L * n), sizeof(double));
+    s->extremes = (double *)calloc((size_t)(4 * n), sizeof(double));
+    s->norm = (float *)calloc((size_t)(L * n), sizeof(float));
+    s->wnorm = (float *)calloc((size_t)(L * n), sizeof(float));
+    s->flags = (uint8_t *)calloc((size_t)n, 1);
+    s->wflags = (uint8_t *)calloc((size_t)n, 1);
+    s->x = (double *)calloc((size_t)(o->chunk + 1) * (size_t)L, sizeof(double));
+    s->xflags = (uint8_t *)calloc((size_t)o->chunk + 1, 1);
+    s->decision = (unsigned char *)calloc((size_t)m->num_labels + 1, 1);
+    s->run = (int *)calloc((size_t)m->num_labels + 1, sizeof(int));
+    s->on_since = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
+    s->on_seconds = (double *)calloc((size_t)m->num_labels + 1, sizeof(double));
+    if (!s->raw || !s->band || !s->wraw || !s->wband || !s->extremes || !s->norm || !s->wnorm || !s->flags ||
+        !s->wflags || !s->x || !s->xflags || !s->decision || !s->run || !s->on_since || !s->on_seconds ||
+        jefw_filter_init(&s->flt, m) != 0) {
+        jefw_errf(err, "out of memory");
+        jefw_stream_close(st);
+        return JEFW_EXIT_SYSTEM;
     }
-    while ((got = fread(buf + leftover, 1, (size_t)o->chunk * frame_bytes, in)) > 0) {
+    *out_st = st;
+    return JEFW_EXIT_OK;
+}
+
+void jefw_stream_on_window(jefw_stream_t *st, jefw_window_cb cb, void *ctx) {
+    st->s.on_window = cb;
+    st->s.on_window_ctx = ctx;
+}
+
+int jefw_stream_push(jefw_stream_t *st, const unsigned char *frames, long n, char *err) {
+    stream_t *s = &st->s;
+    int rc;
+    s->tick = jefw_now();
+    rc = push_frames(s, frames, n, err);
+    s->busy += jefw_now() - s->tick;
+    return rc != 0 ? (s->engine_failed ? JEFW_EXIT_ENGINE : JEFW_EXIT_SYSTEM) : JEFW_EXIT_OK;
+}
+
+int jefw_stream_flush(jefw_stream_t *st, char *err) {
+    stream_t *s = &st->s;
+    const double *y;
+    const uint8_t *yf;
+    long count;
+    s->tick = jefw_now();
+    count = jefw_resampler_flush(&s->rs, &y, &yf);
+    if (count < 0) {
+        jefw_errf(err, "out of memory in the resampler");
+        return JEFW_EXIT_SYSTEM;
+    }
+    if (ingest(s, y, yf, count, err) != 0) return s->engine_failed ? JEFW_EXIT_ENGINE : JEFW_EXIT_SYSTEM;
+    s->busy += jefw_now() - s->tick;
+    return JEFW_EXIT_OK;
+}
+
+double jefw_stream_busy(const jefw_stream_t *st) { return st->s.busy; }
+long long jefw_stream_samples_in(const jefw_stream_t *st) { return st->s.samples_in; }
+
+int jefw_stream_finish(jefw_stream_t *st, const char *extra, FILE *report) {
+    stream_t *s = &st->s;
+    const jefw_model_t *m = s->m;
+    int checks[4], ok;
+    checks[0] = s->rs.produced == s->model_samples;
+    checks[1] = s->model_samples == jefw_resampler_expected(&s->rs, s->rs.consumed);
+    checks[2] = s->samples_in == s->rs.consumed;
+    checks[3] = s->windows == (s->model_samples < m->window ? 0 : 1 + (s->model_samples - m->window) / m->hop);
+    ok = checks[0] && checks[1] && checks[2] && checks[3];
+    summary(s, checks, ok, extra);
+    fflush(s->out);
+    if (s->windows == 0) {
+        fprintf(report, "error: stdin: %lld frames (%.3f s) ended before the first window of %g s: nothing was "
+                        "classified\n", s->samples_in, (double)s->samples_in / (double)s->o->fs, m->window_s);
+        return JEFW_EXIT_INPUT;
+    }
+    if (!ok) {
+        fprintf(report, "FAIL stream accounting: samples in %lld, consumed %lld, model samples %lld (expected %lld), "
+                        "windows %lld\n", s->samples_in, s->rs.consumed, s->model_samples,
+                jefw_resampler_expected(&s->rs, s->rs.consumed), s->windows);
+        return JEFW_EXIT_MISMATCH;
+    }
+    return JEFW_EXIT_OK;
+}
+
+int jefw_read_frames(FILE *in, FILE *report, int num_leads, long chunk, jefw_frames_cb consume, void *ctx) {
+    size_t frame_bytes = 2 * (size_t)num_leads, leftover = 0, got;
+    unsigned char *buf = (unsigned char *)malloc(((size_t)chunk + 1) * frame_bytes);
+    char err[JEFW_ERR];
+    int rc = JEFW_EXIT_OK;
+    if (!buf) {
+        fprintf(report, "error: out of memory\n");
+        return JEFW_EXIT_SYSTEM;
+    }
+    while ((got = fread(buf + leftover, 1, (size_t)chunk * frame_bytes, in)) > 0) {
         size_t total = leftover + got, usable = total - total % frame_bytes;
-        s.tick = jefw_now();
-        if (usable && push_frames(&s, buf, (long)(usable / frame_bytes), err) != 0) {
+        if (usable && (rc = consume(ctx, buf, (long)(usable / frame_bytes), err)) != JEFW_EXIT_OK) {
             fprintf(report, "error: %s\n", err);
-            rc = s.engine_failed ? JEFW_EXIT_ENGINE : JEFW_EXIT_SYSTEM;
             goto done;
         }
         memmove(buf, buf + usable, total - usable);
         leftover = total - usable;
-        s.busy += jefw_now() - s.tick;
-        fflush(out);
     }
     if (ferror(in)) {
         fprintf(report, "error: stdin: read error\n");
         rc = JEFW_EXIT_INPUT;
-        goto done;
-    }
-    if (leftover) {
+    } else if (leftover) {
         fprintf(report, "error: stdin: stream ended inside a frame (%lu stray bytes; frames are %lu bytes = %d leads "
-                        "x int16)\n", (unsigned long)leftover, (unsigned long)frame_bytes, o->num_leads);
+                        "x int16)\n", (unsigned long)leftover, (unsigned long)frame_bytes, num_leads);
         rc = JEFW_EXIT_INPUT;
-        goto done;
-    }
-    {
-        const double *y;
-        const uint8_t *yf;
-        long count;
-        s.tick = jefw_now();
-        count = jefw_resampler_flush(&s.rs, &y, &yf);
-        if (count < 0 || ingest(&s, y, yf, count, err) != 0) {
-            fprintf(report, "error: %s\n", count < 0 ? "out of memory in the resampler" : err);
-            rc = s.engine_failed ? JEFW_EXIT_ENGINE : JEFW_EXIT_SYSTEM;
-            goto done;
-        }
-        s.busy += jefw_now() - s.tick;
-    }
-    checks[0] = s.rs.produced == s.model_samples;
-    checks[1] = s.model_samples == jefw_resampler_expected(&s.rs, s.rs.consumed);
-    checks[2] = s.samples_in == s.rs.consumed;
-    checks[3] = s.windows == (s.model_samples < n ? 0 : 1 + (s.model_samples - n) / m->hop);
-    ok = checks[0] && checks[1] && checks[2] && checks[3];
-    summary(&s, checks, ok);
-    fflush(out);
-    if (s.windows == 0) {
-        fprintf(report, "error: stdin: %lld frames (%.3f s) ended before the first window of %g s: nothing was "
-                        "classified\n", s.samples_in, (double)s.samples_in / (double)o->fs, m->window_s);
-        rc = JEFW_EXIT_INPUT;
-    } else if (!ok) {
-        fprintf(report, "FAIL stream accounting: samples in %lld, consumed %lld, model samples %lld (expected %lld), "
-                        "windows %lld\n", s.samples_in, s.rs.consumed, s.model_samples,
-                jefw_resampler_expected(&s.rs, s.rs.consumed), s.windows);
-        rc = JEFW_EXIT_MISMATCH;
     }
 done:
     free(buf);
-    stream_free(&s);
+    return rc;
+}
+
+static int consume_windows(void *ctx, const unsigned char *frames, long n, char *err) {
+    jefw_stream_t *st = (jefw_stream_t *)ctx;
+    int rc = jefw_stream_push(st, frames, n, err);
+    fflush(st->s.out);
+    return rc;
+}
+
+int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
+                    jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report) {
+    jefw_stream_t *st;
+    char err[JEFW_ERR];
+    int rc;
+    (void)b;
+    if ((rc = jefw_stream_open(&st, m, e, o, out, err)) != JEFW_EXIT_OK) {
+        fprintf(report, "error: %s\n", err);
+        return rc;
+    }
+    rc = jefw_read_frames(in, report, o->num_leads, o->chunk, consume_windows, st);
+    if (rc == JEFW_EXIT_OK && (rc = jefw_stream_flush(st, err)) != JEFW_EXIT_OK) fprintf(report, "error: %s\n", err);
+    if (rc == JEFW_EXIT_OK) rc = jefw_stream_finish(st, NULL, report);
+    jefw_stream_close(st);
     return rc;
 }
