@@ -136,3 +136,16 @@ def test_c_runner_checks_the_beat_bundle_golden_windows(beat_bundle: dict, monit
     assert out.strip().splitlines()[-1].startswith("PASS golden")
     info = run(monitor_runner, "info").stdout.decode()
     assert "modality ecg-beat" in info
+
+
+def test_beat_batches_fit_the_engines_batch_profile() -> None:
+    """Jetson engines take batches up to EngineBuildConfig.max_batch; the Python and the C monitor never send more
+    beats per engine call (a longer backlog is split)."""
+    import re
+
+    from jepa_edge.devices.stream.monitor import MonitorConfig
+    from jepa_edge.runtimes.tensorrt_backend import EngineBuildConfig
+
+    source = (Path(__file__).resolve().parents[1] / "devices" / "firmware" / "src" / "jefw_monitor.c").read_text()
+    c_batch = int(re.search(r"#define MAX_BATCH (\d+)", source).group(1))
+    assert c_batch == MonitorConfig().max_batch <= EngineBuildConfig().max_batch

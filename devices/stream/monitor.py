@@ -40,7 +40,7 @@ WITHHELD = "withheld"
 class MonitorConfig:
     qrs: QrsConfig = field(default_factory=QrsConfig)
     rhythm: RhythmConfig = field(default_factory=RhythmConfig)
-    max_batch: int = 64  # beat windows per engine call
+    max_batch: int = 32  # beat windows per engine call: within the batch profile jetson engines are built with
     history_s: float = 20.0  # normalised beat-lead signal kept (>= the beat window plus the detector's delay)
 
 

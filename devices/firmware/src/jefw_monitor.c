@@ -22,7 +22,7 @@
 
 #define MAX_CLASSES 16
 #define MAX_FEATURES 16
-#define MAX_BATCH 64      /* MonitorConfig.max_batch */
+#define MAX_BATCH 32      /* MonitorConfig.max_batch: within the batch profile of jetson engines (max 32) */
 #define HISTORY_S 20.0    /* MonitorConfig.history_s */
 #define NUM_RHYTHMS 4
 
