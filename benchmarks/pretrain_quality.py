@@ -14,6 +14,10 @@ pooled training embeddings are printed beside each encoder (a collapsed encoder 
 
     python benchmarks/pretrain_quality.py --quick  # 1 seed, vit-tiny, <= 1000 steps, 300-step students (~25 min)
     python benchmarks/pretrain_quality.py              # 3 seeds, vit-xs, budgets up to 2000 steps (hours on CPU)
+    python benchmarks/pretrain_quality.py --compare A.json B.json  # recipe B against recipe A, record by record
+
+The JSON keeps every row's per-record scores, so two runs (two recipes, the same seeds) pair on the same records:
+`--compare` prints B - A per row and seed, and for the mean over seeds, as paired bootstraps.
 """
 
 from __future__ import annotations
@@ -177,8 +181,40 @@ def print_table(table: dict[str, dict], extra: dict[str, dict]) -> None:
         print(f"{name:<40} {auc:>26}  {diff:>40}  {col}")
 
 
+def compare(a_path: Path, b_path: Path, n_boot: int) -> dict[str, dict]:
+    """Recipe B against recipe A: each row both runs have, paired on the same records and seeds."""
+    runs = []
+    for path in (a_path, b_path):
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{path}: cannot read a pretrain_quality JSON ({e})") from None
+        if "scores" not in doc or "labels" not in doc:
+            raise SystemExit(f"{path}: no per-record scores (written before they were kept); rerun it")
+        runs.append(doc)
+    y = np.asarray(runs[0]["labels"])
+    if not np.array_equal(y, np.asarray(runs[1]["labels"])):
+        raise SystemExit(f"{a_path} and {b_path} were scored on different records: nothing to pair")
+    scores: dict[str, dict[int, np.ndarray]] = {}
+    baseline: dict[str, str] = {}
+    for name in runs[0]["scores"]:
+        if name not in runs[1]["scores"] or name.startswith("supervised"):
+            continue
+        seeds = sorted(set(runs[0]["scores"][name]) & set(runs[1]["scores"][name]), key=int)
+        if not seeds:
+            continue
+        for tag, doc in (("A", runs[0]), ("B", runs[1])):
+            scores[f"{name} [{tag}]"] = {int(sd): np.asarray(doc["scores"][name][sd]) for sd in seeds}
+        baseline[f"{name} [B]"] = f"{name} [A]"
+    if not scores:
+        raise SystemExit(f"{a_path} and {b_path} share no row and seed")
+    return summarise(y, scores, baseline, n_boot)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
+                    help="pair two earlier runs record by record (B - A) instead of running")
     ap.add_argument("--data", default=None, help="PTB-XL folder (default: $JEPA_EDGE_DATA)")
     ap.add_argument("--quick", action="store_true", help="one seed, vit-tiny, short budgets")
     ap.add_argument("--size", default=None)
@@ -195,6 +231,16 @@ def main() -> None:
     ap.add_argument("--json", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.compare:
+        table = compare(*args.compare, n_boot=1000)
+        print(f"A = {args.compare[0]}, B = {args.compare[1]}")
+        print_table(table, {})
+        for name, row in table.items():
+            if "seeds" in row and "diff" in row:
+                per_seed = ", ".join(f"seed {sd}: {v['diff'][0]:+.4f} [{v['diff'][1]:+.4f}, {v['diff'][2]:+.4f}]"
+                                     for sd, v in row["seeds"].items())
+                print(f"  {name} - A per seed: {per_seed}")
+        return
 
     s = Settings(**QUICK.__dict__) if args.quick else Settings()
     if args.size:
@@ -318,6 +364,10 @@ def main() -> None:
         "timings_s": timings, "torch": torch.__version__, "platform": platform.platform(),
         "threads": args.threads,
         "command": "python benchmarks/pretrain_quality.py " + " ".join(sys.argv[1:]),
+        # per-record probabilities of every row (pooled fold 9 then fold 10), for `--compare` of two recipes
+        "labels": y.astype(int).tolist(),
+        "scores": {name: {str(sd): np.asarray(sc).tolist() for sd, sc in by_seed.items()}
+                   for name, by_seed in scores.items()},
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -63,3 +63,37 @@ def test_supervised_references_are_what_the_benchmark_says(ptbxl_super) -> None:
         assert 6 <= len(r_peaks(x, pre.fs)) <= 26
         lengths.add(hand_features(x, pre.fs).shape)
     assert len(lengths) == 1
+
+
+def test_recipe_compare_pairs_two_runs_record_by_record(tmp_path: Path) -> None:
+    """`pretrain_quality.py --compare A B` pairs the same rows, seeds and records: B better on every record gives a
+    positive difference with an interval above zero; runs scored on other records, or without per-record scores,
+    are refused with the reason."""
+    import importlib.util
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("pretrain_quality", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "pretrain_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    y = (rng.random((136, 5)) < 0.3).astype(int)
+    noise = rng.normal(size=(2, 136, 5))
+
+    def run(path: Path, signal: float, labels: np.ndarray = y) -> Path:
+        scores = {str(sd): (signal * labels + noise[sd]).tolist() for sd in (0, 1)}
+        path.write_text(json.dumps({"labels": labels.tolist(), "scores": {"JEPA 1000 steps + probe": scores,
+                                                                          "supervised: 1D CNN (220k)": scores}}))
+        return path
+
+    table = bench.compare(run(tmp_path / "a.json", 0.5), run(tmp_path / "b.json", 1.5), n_boot=200)
+    assert set(table) == {"JEPA 1000 steps + probe [A]", "JEPA 1000 steps + probe [B]"}  # supervised rows left out
+    diff = table["JEPA 1000 steps + probe [B]"]["diff"]
+    assert diff["mean"] > 0 and diff["ci95"][0] > 0
+    with pytest.raises(SystemExit, match="different records"):
+        bench.compare(tmp_path / "a.json", run(tmp_path / "c.json", 1.5, labels=1 - y), n_boot=10)
+    (tmp_path / "old.json").write_text(json.dumps({"table": {}}))
+    with pytest.raises(SystemExit, match="no per-record scores"):
+        bench.compare(tmp_path / "old.json", tmp_path / "b.json", n_boot=10)
