@@ -149,3 +149,18 @@ def test_beat_batches_fit_the_engines_batch_profile() -> None:
     source = (Path(__file__).resolve().parents[1] / "devices" / "firmware" / "src" / "jefw_monitor.c").read_text()
     c_batch = int(re.search(r"#define MAX_BATCH (\d+)", source).group(1))
     assert c_batch == MonitorConfig().max_batch <= EngineBuildConfig().max_batch
+
+
+def test_beat_header_carries_the_monitors_quality_windows(beat_bundle: dict) -> None:
+    """The header's JEPA_EDGE_QUALITY_* are the windows the Python monitor checks (`quality_preprocessing`)."""
+    import re
+
+    from jepa_edge.devices.stream.monitor import quality_preprocessing
+
+    header = (beat_bundle["bundle"] / "include" / "jepa_edge_model.h").read_text()
+    q = quality_preprocessing(["MLII", "V1"])
+    defines = dict(re.findall(r"#define JEPA_EDGE_QUALITY_(\w+) (\S+)", header))
+    assert (int(defines["FS_HZ"]), int(defines["WINDOW_SAMPLES"]), int(defines["HOP_SAMPLES"])) == (
+        q.fs, q.window, q.hop)
+    body = header.split("jepa_edge_quality_sos[", 1)[1].split("};", 1)[0].split("{", 1)[1]
+    assert [float(v) for v in body.replace("\n", " ").split(",") if v.strip()] == q.sos.ravel().tolist()
