@@ -33,6 +33,27 @@ def data_missing(message: str) -> None:
     pytest.skip(message)
 
 
+FIRMWARE_SRC = REPO / "devices" / "firmware" / "src"
+C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-ffp-contract=off"]
+
+
+def compile_c(sources: list[Path], exe: Path, what: str) -> Path:
+    """A test driver compiled with the system `cc` (the firmware's warnings as errors, no FMA contraction) against
+    devices/firmware/src; skipped without a compiler, FAILED under CI, where `what` must be checked."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc")
+    if cc is None:
+        if on_ci():
+            pytest.fail(f"CI=true but no system C compiler (cc): {what} must be checked on CI", pytrace=False)
+        pytest.skip("no system C compiler (cc) on this machine")
+    cmd = [cc, *C_FLAGS, "-I", str(FIRMWARE_SRC), *map(str, sources), "-o", str(exe), "-lm"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
+    return exe
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = _data_root()

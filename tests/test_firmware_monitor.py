@@ -114,6 +114,12 @@ def test_c_monitor_is_independent_of_chunking(beat_bundle: dict, monitor_runner:
         events.append([(e["sample"], e["label"], e.get("p")) for e in of_type(lines, "beat")]
                       + [(e["rhythm"], e["onset"], e["offset"]) for e in of_type(lines, "episode")])
     assert events[0] == events[1] == events[2] and len(events[0]) > 100
+    # the monitor and its quality windows read the same lead list: an empty entry is skipped by both
+    args = ("stream", beat_bundle["bundle"], "--fs", 360, "--leads", "MLII,,V1", "--gain", gain, "--baseline", baseline)
+    proc = run(monitor_runner, *args, "--chunk", 360, stdin=frames)
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert proc.returncode == 0 and [(e["sample"], e["label"], e.get("p")) for e in of_type(lines, "beat")] == [
+        e for e in events[1] if len(e) == 3 and isinstance(e[0], int)]
 
 
 def test_c_monitor_refuses_frames_without_the_leads_it_reads(beat_bundle: dict, monitor_runner: Path,

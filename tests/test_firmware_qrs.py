@@ -10,7 +10,6 @@ tests/scripts/qrs_driver.c, which reads float64 samples on stdin and prints the 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,9 +22,7 @@ from jepa_edge.devices.stream.beats import QrsConfig, StreamingQrs
 from jepa_edge.devices.stream.resampler import PolyphaseResampler
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "devices" / "firmware" / "src"
 DRIVER = REPO / "tests" / "scripts" / "qrs_driver.c"
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-ffp-contract=off"]
 FS = 250.0  # the beat model's rate: what the monitor resamples every lead to
 MINUTES = 15  # of each record compared
 # clean, very noisy (105), PVCs (106, 119), tall T waves (113), noisy with wide QRS (108)
@@ -34,20 +31,10 @@ RECORDS = ("100", "105", "106", "113", "119", "108")
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import on_ci
+    from conftest import FIRMWARE_SRC, compile_c
 
-    cc = shutil.which("cc")
-    if cc is None:
-        if on_ci():
-            pytest.fail("CI=true but no system C compiler (cc): the firmware R-peak port must be checked on CI",
-                        pytrace=False)
-        pytest.skip("no system C compiler (cc) on this machine")
-    exe = tmp_path_factory.mktemp("qrs") / "qrs_driver"
-    cmd = [cc, *CFLAGS, "-I", str(SRC), str(SRC / "jefw_qrs.c"), str(SRC / "jefw_util.c"), str(DRIVER), "-o", str(exe),
-           "-lm"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
-    return exe
+    return compile_c([FIRMWARE_SRC / "jefw_qrs.c", FIRMWARE_SRC / "jefw_util.c", DRIVER],
+                     tmp_path_factory.mktemp("qrs") / "qrs_driver", "the firmware R-peak port")
 
 
 def _lead(mitdb_dir: Path, record: str, minutes: float = MINUTES) -> np.ndarray:

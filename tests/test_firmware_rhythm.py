@@ -8,7 +8,6 @@ tests/scripts/rhythm_driver.c, which reads beats on stdin and prints the closed 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import warnings
 from collections import Counter
@@ -23,9 +22,7 @@ from jepa_edge.devices.stream.base import StreamError
 from jepa_edge.devices.stream.beats import RhythmConfig, RhythmTracker
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "devices" / "firmware" / "src"
 DRIVER = REPO / "tests" / "scripts" / "rhythm_driver.c"
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-ffp-contract=off"]
 
 Beat = tuple[int, str, np.ndarray | None]
 Episode = tuple[int, int, str]
@@ -51,20 +48,10 @@ MLII_RECORDS = ("100", "105", "106", "108", "111", "112", "114", "116", "118", "
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import on_ci
+    from conftest import FIRMWARE_SRC, compile_c
 
-    cc = shutil.which("cc")
-    if cc is None:
-        if on_ci():
-            pytest.fail("CI=true but no system C compiler (cc): the firmware rhythm port must be checked on CI",
-                        pytrace=False)
-        pytest.skip("no system C compiler (cc) on this machine")
-    exe = tmp_path_factory.mktemp("rhythm") / "rhythm_driver"
-    cmd = [cc, *CFLAGS, "-I", str(SRC), str(SRC / "jefw_rhythm.c"), str(SRC / "jefw_util.c"), str(DRIVER), "-o",
-           str(exe), "-lm"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
-    return exe
+    return compile_c([FIRMWARE_SRC / "jefw_rhythm.c", FIRMWARE_SRC / "jefw_util.c", DRIVER],
+                     tmp_path_factory.mktemp("rhythm") / "rhythm_driver", "the firmware rhythm port")
 
 
 def _python(fs: float, beats: list[Beat], end: int, config: RhythmConfig) -> list[Episode]:

@@ -44,6 +44,7 @@ enum {
 };
 
 #define JEFW_MAX_OUTPUTS 4
+#define JEFW_MAX_LEADS 64 /* leads in a frame of the stream */
 
 /* ---- the bundle's header, as data ---- */
 typedef struct {
@@ -97,6 +98,9 @@ double jefw_now(void);                                                     /* mo
 void jefw_json_string(FILE *out, const char *s);                           /* a JSON string literal */
 /* Python's canonical_lead: header spellings (MLII, D2, AVR, ...) to I, II, III, aVR, aVL, aVF, V1..V6. */
 void jefw_canonical_lead(const char *in, char *out, size_t n);
+/* The comma-separated --leads list, each name canonical, into names[max]; their count, or -1 with err (none, or
+ * more than max). Empty entries are skipped. */
+int jefw_parse_leads(const char *list, char (*names)[64], int max, char *err);
 
 /* ---- bundle ---- */
 typedef struct {

@@ -291,11 +291,25 @@ static int cache_segments(monitor_t *s, int final) {
     return 0;
 }
 
+/* Newly settled R peaks: each waits for its label (pending) and joins the beats the features look at (recent). */
+static int add_peaks(monitor_t *s, const long long *peaks, long n) {
+    long k;
+    if (grow((void **)&s->pending, &s->cap_pending, s->npending + n, sizeof(long long)) != 0 ||
+        grow((void **)&s->recent, &s->cap_recent, s->nrecent + n, sizeof(beat_t)) != 0)
+        return -1;
+    for (k = 0; k < n; k++) {
+        s->pending[s->npending++] = peaks[k];
+        memset(&s->recent[s->nrecent], 0, sizeof(beat_t));
+        s->recent[s->nrecent++].sample = peaks[k];
+    }
+    return 0;
+}
+
 /* Model-rate samples of the beat rows: filter, normalise, append to the history; their R peaks become pending. */
 static int beat_samples(monitor_t *s, const double *y, long count, int final, char *err) {
     const jefw_model_t *m = s->m;
     const long long *peaks;
-    long j, np = 0, np2 = 0, k, history;
+    long j, np, k, history;
     int r;
     if (s->hist_len + count > s->hist_cap) { /* room for this block (the history is trimmed after each block) */
         long cap = 2 * (s->hist_len + count), rr;
@@ -318,24 +332,12 @@ static int beat_samples(monitor_t *s, const double *y, long count, int final, ch
     if (count) {
         np = jefw_qrs_push(s->qrs, s->raw0, count, &peaks, err);
         if (np < 0) return -1;
-        if (grow((void **)&s->pending, &s->cap_pending, s->npending + np, sizeof(long long)) != 0 ||
-            grow((void **)&s->recent, &s->cap_recent, s->nrecent + np, sizeof(beat_t)) != 0) goto oom;
-        for (k = 0; k < np; k++) {
-            s->pending[s->npending++] = peaks[k];
-            memset(&s->recent[s->nrecent], 0, sizeof(beat_t));
-            s->recent[s->nrecent++].sample = peaks[k];
-        }
+        if (add_peaks(s, peaks, np) != 0) goto oom;
     }
     if (final) {
-        np2 = jefw_qrs_finish(s->qrs, &peaks, err);
-        if (np2 < 0) return -1;
-        if (grow((void **)&s->pending, &s->cap_pending, s->npending + np2, sizeof(long long)) != 0 ||
-            grow((void **)&s->recent, &s->cap_recent, s->nrecent + np2, sizeof(beat_t)) != 0) goto oom;
-        for (k = 0; k < np2; k++) {
-            s->pending[s->npending++] = peaks[k];
-            memset(&s->recent[s->nrecent], 0, sizeof(beat_t));
-            s->recent[s->nrecent++].sample = peaks[k];
-        }
+        np = jefw_qrs_finish(s->qrs, &peaks, err);
+        if (np < 0) return -1;
+        if (add_peaks(s, peaks, np) != 0) goto oom;
     }
     if (cache_segments(s, final) != 0) goto oom;
     if (label_ready(s, final, err) != 0) return -1;
@@ -491,17 +493,15 @@ static void monitor_free(monitor_t *s) {
 /* The stream's leads: the beat lead's column, the first other lead's (the template's and the quality windows'
  * second lead). */
 static int choose_leads(monitor_t *s, char *err) {
-    char list[JEFW_ERR], *tok, *save = NULL, name[64];
-    int n = 0, first = -1, other = -1;
-    snprintf(list, sizeof list, "%s", s->o->leads);
-    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
-        while (*tok == ' ') tok++;
-        jefw_canonical_lead(tok, name, sizeof name);
-        if (strcmp(name, s->m->lead_names[0]) == 0) {
-            if (first < 0) first = n;
+    char names[JEFW_MAX_LEADS][64];
+    int n = jefw_parse_leads(s->o->leads, names, JEFW_MAX_LEADS, err), k, first = -1, other = -1;
+    if (n < 0) return -1;
+    for (k = 0; k < n; k++) {
+        if (strcmp(names[k], s->m->lead_names[0]) == 0) {
+            if (first < 0) first = k;
         } else if (other < 0) {
-            other = n;
-            snprintf(s->lead_buf[1], sizeof s->lead_buf[1], "%s", name);
+            other = k;
+            memcpy(s->lead_buf[1], names[k], sizeof s->lead_buf[1]); /* both 64 bytes, NUL-terminated */
         }
     }
     s->o->num_leads = n;
@@ -546,12 +546,7 @@ int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_
         free(s);
         return JEFW_EXIT_UNSUPPORTED;
     }
-    if (o->gain <= 0 || o->chunk < 1) {
-        fprintf(report, "error: --gain must be positive (ADC units per mV) and --chunk >= 1\n");
-        free(s);
-        return JEFW_EXIT_USAGE;
-    }
-    if (choose_leads(s, err) != 0) {
+    if (choose_leads(s, err) != 0) { /* --gain and --chunk: checked by jefw_stream_open below */
         fprintf(report, "error: %s\n", err);
         free(s);
         return JEFW_EXIT_INPUT;

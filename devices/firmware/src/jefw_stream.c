@@ -14,7 +14,6 @@
 #define FLAG_NAN 1
 #define FLAG_SATURATED 2
 #define FLAG_GAP 4
-#define MAX_LEADS 64
 
 void jefw_stream_config_defaults(jefw_stream_config_t *c) {
     c->flat_ptp_mv = JEFW_QUALITY_FLAT_PTP_MV;
@@ -42,7 +41,7 @@ typedef struct {
     jefw_engine_t *e;
     jefw_stream_options_t *o;
     FILE *out, *report;
-    int L, cols[MAX_LEADS];
+    int L, cols[JEFW_MAX_LEADS];
     double lo, hi; /* ADC rails in mV */
     jefw_resampler_t rs;
     jefw_filter_t flt;
@@ -93,15 +92,15 @@ void jefw_canonical_lead(const char *in, char *out, size_t n) {
     snprintf(out, n, "%s", in);
 }
 
-static int map_leads(stream_t *s, char *err) {
-    char names[MAX_LEADS][64], list[JEFW_ERR], *tok, *save = NULL;
-    int n = 0, l, k;
-    snprintf(list, sizeof list, "%s", s->o->leads);
-    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+int jefw_parse_leads(const char *list, char (*names)[64], int max, char *err) {
+    char copy[JEFW_ERR], *tok, *save = NULL;
+    int n = 0;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ') tok++;
         if (!*tok) continue;
-        if (n == MAX_LEADS) {
-            jefw_errf(err, "--leads: more than %d leads", MAX_LEADS);
+        if (n == max) {
+            jefw_errf(err, "--leads: more than %d leads", max);
             return -1;
         }
         jefw_canonical_lead(tok, names[n], sizeof names[n]);
@@ -111,6 +110,13 @@ static int map_leads(stream_t *s, char *err) {
         jefw_errf(err, "stdin: give the lead order of the int16 frames (e.g. --leads II,V1)");
         return -1;
     }
+    return n;
+}
+
+static int map_leads(stream_t *s, char *err) {
+    char names[JEFW_MAX_LEADS][64];
+    int n = jefw_parse_leads(s->o->leads, names, JEFW_MAX_LEADS, err), l, k;
+    if (n < 0) return -1;
     s->o->num_leads = n;
     for (l = 0; l < s->m->num_leads; l++) {
         s->cols[l] = -1;
@@ -215,8 +221,8 @@ static int window_event(stream_t *s, long long start, char *err) {
     const jefw_model_t *m = s->m;
     int L = m->num_leads, present[5], any = 0, i, l;
     long n = m->window, k, pos = (long)(start % n);
-    unsigned char flat[MAX_LEADS], noisy[MAX_LEADS], onset[256], offset[256], above[256], none[256];
-    double meas[MAX_LEADS * JEFW_QUALITY_MEASURES], score[MAX_LEADS], p[256], t_start = (double)start / m->fs, t_end = (double)(start + n) / m->fs;
+    unsigned char flat[JEFW_MAX_LEADS], noisy[JEFW_MAX_LEADS], onset[256], offset[256], above[256], none[256];
+    double meas[JEFW_MAX_LEADS * JEFW_QUALITY_MEASURES], score[JEFW_MAX_LEADS], p[256], t_start = (double)start / m->fs, t_end = (double)(start + n) / m->fs;
     long long counts[3];
     for (l = 0; l < L; l++) /* the ring holds exactly one window; oldest sample at start % window */
         for (k = 0; k < n; k++) {
@@ -325,7 +331,7 @@ static int window_event(stream_t *s, long long start, char *err) {
 /* Band-pass, normalise and store model-rate samples; cut, check and classify every window they complete. */
 static int ingest(stream_t *s, const double *y, const uint8_t *yflags, long count, char *err) {
     const jefw_model_t *m = s->m;
-    double v[MAX_LEADS];
+    double v[JEFW_MAX_LEADS];
     long j, n = m->window;
     int l;
     for (j = 0; j < count; j++) {
@@ -460,7 +466,7 @@ int jefw_stream_open(jefw_stream_t **out_st, const jefw_model_t *m, jefw_engine_
     }
     s = &st->s;
     s->m = m, s->e = e, s->o = o, s->out = out;
-    if (L > MAX_LEADS || m->num_labels > 256) {
+    if (L > JEFW_MAX_LEADS || m->num_labels > 256) {
         jefw_errf(err, "%d leads / %d labels: more than this runner handles", L, m->num_labels);
         free(st);
         return JEFW_EXIT_UNSUPPORTED;
