@@ -165,6 +165,44 @@ def challenge_dir(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+TWO_LEADS = ("II", "V1")  # the two leads a MIT-BIH record carries (MLII, V1)
+
+
+def two_lead_classifier(teacher_dir: Path, train, out: Path) -> Path:
+    """A real 2-lead (II, V1) classifier: the tiny PTB-XL teacher with its patch embedding cut to those leads, the
+    12-lead normalisation constants of those leads, and a linear head fitted on real PTB-XL training folds."""
+    from jepa_edge.data.datasets import preprocess_set
+    from jepa_edge.data.preprocess import EcgPreprocessing
+    from jepa_edge.models.checkpoint import load_encoder, save_model
+    from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
+    from jepa_edge.paired import student_preprocessing
+
+    encoder, meta = load_encoder(teacher_dir)
+    pre, cols = student_preprocessing(EcgPreprocessing.from_dict(meta["preprocessing"]), TWO_LEADS)
+    spec = {k: v for k, v in meta["encoder"].items() if k != "modality"}
+    enc = EcgEncoder(EcgEncoderSpec(**{**spec, "leads": len(TWO_LEADS)}))
+    state = encoder.state_dict()
+    state["patch_embed.weight"] = state["patch_embed.weight"][:, cols]
+    enc.load_state_dict(state)
+    model = fit_linear_head(enc, preprocess_set(train.signals[:, cols], train.fs, pre), train.labels)
+    return save_model(out, model, {"kind": "classifier", "encoder": enc.spec.to_dict(),
+                                   "head": {"kind": "linear", "dim": enc.dim, "num_outputs": len(train.classes)},
+                                   "labels": list(train.classes), "thresholds": [0.5] * len(train.classes),
+                                   "task": "ptbxl-super", "preprocessing": pre.to_dict()})
+
+
+@pytest.fixture(scope="session")
+def two_lead_bundle(tiny_teacher_dir: Path, ptbxl_super, data_root: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Path:
+    """A cart-cpu bundle (NNCF INT8 IR) of the 2-lead window classifier, calibrated and golden-tested on real PTB-XL:
+    what the firmware runner streams MIT-BIH through, alone or beside the beat bundle."""
+    from jepa_edge.devices.build import build_bundle
+
+    out = tmp_path_factory.mktemp("firmware")
+    clf = two_lead_classifier(tiny_teacher_dir, ptbxl_super["train"], out / "classifier")
+    return build_bundle(clf, "cart-cpu", out / "bundle", data=data_root, calibration_windows=24)
+
+
 @pytest.fixture(scope="session")
 def beat_chain(ptbxl_dir: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The real chain at test budgets: a one-lead 3 s JEPA encoder (vit-tiny, 40 steps on PTB-XL lead II), the beat

@@ -52,18 +52,41 @@ def frames_of(mitdb_dir: Path, record: str, seconds: float, leads: tuple[int, ..
     return frames.tobytes(), float(rec.adc_gain[0]), float(rec.baseline[0])
 
 
-def python_monitor(bundle: Path, frames: bytes, gain: float, baseline: float) -> list[dict]:
-    from jepa_edge.devices.stream import int16_source
+def python_monitor(bundle: Path, frames: bytes, gain: float, baseline: float, windows: Path | None = None
+                   ) -> list[dict]:
+    from jepa_edge.devices.stream import StreamClassifier, int16_source
     from jepa_edge.devices.stream.monitor import BeatModel, BeatStream, MonitorStream
 
     sink = io.StringIO()
-    monitor = MonitorStream(None, BeatStream(BeatModel.open(bundle)))
+    monitor = MonitorStream(StreamClassifier.from_bundle(windows) if windows else None,
+                            BeatStream(BeatModel.open(bundle)))
     monitor.run(int16_source(io.BytesIO(frames), 360, ["MLII", "V1"], gain=gain, baseline=baseline), sink)
     return [json.loads(line) for line in sink.getvalue().splitlines()]
 
 
 def of_type(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e.get("type") == kind]
+
+
+def int8_tolerance(bundle: Path) -> float:
+    tol = json.loads((bundle / "manifest.json").read_text())["golden"]["tolerances"]["openvino-int8"]
+    return float(tol["logits"] if isinstance(tol, dict) else tol)
+
+
+def assert_same_beats_and_episodes(py: list[dict], c: list[dict], bundle: Path) -> None:
+    """Every beat: the same R peak and label (N / S / V, withheld, or none near the ends), p within the INT8
+    tolerance; the same rhythm episodes; the same summary counts."""
+    py_beats, c_beats = of_type(py, "beat"), of_type(c, "beat")
+    assert [(e["sample"], e["label"]) for e in c_beats] == [(e["sample"], e["label"]) for e in py_beats]
+    worst = max(abs(a - b) for pe, ce in zip(py_beats, c_beats, strict=True) if "p" in pe
+                for a, b in zip(pe["p"], ce["p"], strict=True))
+    assert worst <= int8_tolerance(bundle) + 1e-4  # softmax moves less than the logits; p is printed to 4 decimals
+    assert [(e["rhythm"], e["onset"], e["offset"]) for e in of_type(c, "episode")] == [
+        (e["rhythm"], e["onset"], e["offset"]) for e in of_type(py, "episode")]
+    cs, ps = c[-1], py[-1]
+    assert cs["type"] == ps["type"] == "summary" and cs["accounting"]["ok"]
+    for key in ("beats", "classes", "episodes"):
+        assert cs["beats"][key] == ps["beats"][key], key
 
 
 @pytest.mark.parametrize(("record", "seconds"), [("106", 600), ("105", 300)])
@@ -81,21 +104,9 @@ def test_c_monitor_labels_every_beat_as_the_python_monitor(beat_bundle: dict, mo
     # the quality windows: the same verdicts and flags, window for window
     assert [(e["index"], e["quality"], e["flags"]) for e in of_type(c, "window")] == [
         (e["index"], e["quality"], e["flags"]) for e in of_type(py, "window")]
-    # every beat: the same R peak, the same label (N / S / V, withheld, or none near the ends)
-    py_beats, c_beats = of_type(py, "beat"), of_type(c, "beat")
-    assert [(e["sample"], e["label"]) for e in c_beats] == [(e["sample"], e["label"]) for e in py_beats]
-    tol = json.loads((bundle / "manifest.json").read_text())["golden"]["tolerances"]["openvino-int8"]
-    tol = float(tol["logits"] if isinstance(tol, dict) else tol)
-    worst = max(abs(a - b) for pe, ce in zip(py_beats, c_beats, strict=True) if "p" in pe
-                for a, b in zip(pe["p"], ce["p"], strict=True))
-    assert worst <= tol + 1e-4  # softmax moves less than the logits; p is printed to 4 decimals
-    assert [(e["rhythm"], e["onset"], e["offset"]) for e in of_type(c, "episode")] == [
-        (e["rhythm"], e["onset"], e["offset"]) for e in of_type(py, "episode")]
-    cs, ps = c[-1], py[-1]
-    assert cs["type"] == ps["type"] == "summary" and cs["accounting"]["ok"]
-    for key in ("beats", "classes", "episodes"):
-        assert cs["beats"][key] == ps["beats"][key], key
-    labels = {e["label"] for e in c_beats}
+    assert_same_beats_and_episodes(py, c, bundle)
+    cs = c[-1]
+    labels = {e["label"] for e in of_type(c, "beat")}
     if record == "106":
         assert {"N", "V"} <= labels and cs["beats"]["beats"]["labelled"] > 500
     else:
@@ -170,3 +181,84 @@ def test_beat_header_carries_the_monitors_quality_windows(beat_bundle: dict) -> 
         q.fs, q.window, q.hop)
     body = header.split("jepa_edge_quality_sos[", 1)[1].split("};", 1)[0].split("{", 1)[1]
     assert [float(v) for v in body.replace("\n", " ").split(",") if v.strip()] == q.sos.ravel().tolist()
+
+
+# -- a window classifier beside the beat model: one runner, two bundles ------------------------------------------
+@pytest.fixture(scope="module")
+def paired_runner(two_lead_bundle: Path, beat_bundle: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runner built with the 2-lead window classifier and the beat bundle (`jepa-edge firmware build WINDOW
+    --beats BEAT`)."""
+    if shutil.which("cmake") is None or shutil.which("cc") is None:
+        if on_ci():
+            pytest.fail("CI=true but cmake / cc are absent: the firmware monitor is compiled in CI")
+        pytest.skip("no cmake / system C compiler (cc) on this machine")
+    built = build_firmware(two_lead_bundle, tmp_path_factory.mktemp("fw-paired") / "build", beats=beat_bundle["bundle"],
+                           werror=True, sanitize=SANITIZE)
+    assert built.runner is not None and built.beat_bundle == beat_bundle["bundle"].resolve()
+    return built.runner
+
+
+def test_c_window_classifier_and_monitor_stream_as_python_does(two_lead_bundle: Path, beat_bundle: dict,
+                                                               paired_runner: Path, mitdb_dir: Path) -> None:
+    """`stream WINDOW --beats BEAT` against `jepa-edge stream WINDOW --beats BEAT` (MonitorStream with a window
+    classifier) on 5 min of MIT-BIH 106: the same scored windows, whose verdicts withhold beats, the same beats
+    and episodes."""
+    beats = beat_bundle["bundle"]
+    frames, gain, baseline = frames_of(mitdb_dir, "106", 300)
+    py = python_monitor(beats, frames, gain, baseline, windows=two_lead_bundle)
+    args = ("stream", two_lead_bundle, "--beats", beats, "--fs", 360, "--leads", "MLII,V1", "--gain", gain,
+            "--baseline", baseline)
+    proc = run(paired_runner, *args, stdin=frames)
+    assert proc.returncode == 0, proc.stderr.decode()
+    c = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    keys = ("index", "t_start", "t_end", "quality", "flags", "above", "decisions", "onset", "offset")
+    py_windows, c_windows = of_type(py, "window"), of_type(c, "window")
+    assert [[e[k] for k in keys] for e in c_windows] == [[e[k] for k in keys] for e in py_windows]
+    scored = [(a["scores"], b["scores"]) for a, b in zip(py_windows, c_windows, strict=True) if a["scores"]]
+    assert len(scored) > 200 and all(b is not None for _, b in scored)  # the window classifier ran, not quality only
+    worst = max(abs(a[k] - b[k]) for a, b in scored for k in a)
+    assert worst <= int8_tolerance(two_lead_bundle)
+    assert_same_beats_and_episodes(py, c, beats)
+    cs, ps = c[-1], py[-1]
+    assert cs["classified"] == ps["classified"] == len(scored) and set(scored[0][1]) == {"CD", "HYP", "MI", "NORM",
+                                                                                          "STTC"}
+    assert cs["beats"]["beats"]["labelled"] > 250 and "V" in {e["label"] for e in of_type(c, "beat")}
+    # the same runner still runs each bundle alone: the window stream, and the monitor on quality-only windows
+    alone = run(paired_runner, "stream", two_lead_bundle, *args[4:], stdin=frames)
+    events = [json.loads(line) for line in alone.stdout.decode().splitlines()]
+    assert alone.returncode == 0 and not of_type(events, "beat")
+    assert [e["scores"] for e in of_type(events, "window")] == [e["scores"] for e in c_windows]
+    monitor_alone = run(paired_runner, "stream", beats, *args[4:], stdin=frames)
+    assert monitor_alone.returncode == 0, monitor_alone.stderr.decode()
+    assert_same_beats_and_episodes(python_monitor(beats, frames, gain, baseline),
+                                   [json.loads(line) for line in monitor_alone.stdout.decode().splitlines()], beats)
+
+
+def test_two_bundle_runner_checks_both_and_refuses_them_swapped(two_lead_bundle: Path, beat_bundle: dict,
+                                                                paired_runner: Path, monitor_runner: Path,
+                                                                tmp_path: Path) -> None:
+    from jepa_edge.devices.firmware import FirmwareError
+
+    beats = beat_bundle["bundle"]
+    for bundle in (two_lead_bundle, beats):  # golden mode picks the compiled-in model whose header is the bundle's
+        proc = run(paired_runner, "golden", bundle)
+        assert proc.returncode == 0 and proc.stdout.decode().strip().splitlines()[-1].startswith("PASS golden"), (
+            proc.stdout.decode(), proc.stderr.decode())
+    info = run(paired_runner, "info").stdout.decode()
+    assert "modality ecg\n" in info and "\nbeats\n" in info and "modality ecg-beat" in info
+    stream = ("--fs", 360, "--leads", "MLII,V1")
+    cases = [
+        (monitor_runner, ("stream", beats, "--beats", beats), 2, "built against one bundle"),
+        (paired_runner, ("stream", beats, "--beats", beats), 2, "with --beats, BUNDLE is the window classifier"),
+        (paired_runner, ("stream", two_lead_bundle, "--beats", two_lead_bundle), 2, "the window classifier's bundle"),
+        (paired_runner, ("golden", two_lead_bundle, "--beats", beats), 2, "unknown option for golden mode"),
+        (monitor_runner, ("stream", two_lead_bundle), 4, "compiled against an ecg-beat header"),
+    ]
+    for runner, args, code, message in cases:
+        proc = run(runner, *args, *stream, stdin=b"")
+        assert proc.returncode == code and message in proc.stderr.decode(), (args, proc.stderr.decode())
+    with pytest.raises(FirmwareError, match="not a beat model"):
+        build_firmware(two_lead_bundle, tmp_path / "b1", beats=two_lead_bundle)
+    with pytest.raises(FirmwareError, match="the first bundle is the window classifier"):
+        build_firmware(beats, tmp_path / "b2", beats=beats)
+

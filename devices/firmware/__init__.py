@@ -7,6 +7,8 @@ and compiles the runner with CMake against that bundle's generated header:
     Python environment (the wheel ships include/openvino/c, libopenvino_c and OpenVINOConfig.cmake);
   - jetson bundles: `jepa_edge_runner_trt`, the C++ TensorRT twin, wherever TensorRT's headers, libnvinfer and the
     CUDA toolkit are installed (a Jetson with JetPack, a GPU server); elsewhere the build says so and stops.
+With `beats=BEAT_BUNDLE` the beat bundle's header is compiled in beside the window classifier's, and the runner
+streams both on the same frames (`stream WINDOW --beats BEAT`), as `jepa-edge stream WINDOW --beats BEAT` does.
 Nothing of Python runs when the runner runs: it reads the bundle's files only. See docs/firmware.md.
 """
 
@@ -57,6 +59,7 @@ class FirmwareBuild:
     runner: Path | None
     trt_runner: Path | None
     header_sha256: str
+    beat_bundle: Path | None = None  # compiled in beside `bundle` (`stream BUNDLE --beats BEAT_BUNDLE`)
 
 
 def runner_support(manifest: Mapping[str, Any]) -> str | None:
@@ -108,29 +111,48 @@ def _run(cmd: list[str], what: str) -> str:
     return log
 
 
-def build_firmware(bundle: str | Path, out: str | Path, *, sanitize: str | None = None, tensorrt: str = "auto",
-                   public_key: Any = None, require_signature: bool = False, werror: bool = False,
-                   jobs: int | None = None, cmake: str = "cmake") -> FirmwareBuild:
+def _modality(manifest: Mapping[str, Any]) -> str:
+    return (manifest.get("model") or {}).get("modality", "ecg")
+
+
+def build_firmware(bundle: str | Path, out: str | Path, *, beats: str | Path | None = None,
+                   sanitize: str | None = None, tensorrt: str = "auto", public_key: Any = None,
+                   require_signature: bool = False, werror: bool = False, jobs: int | None = None,
+                   cmake: str = "cmake") -> FirmwareBuild:
     """Configure and compile the firmware runner against `bundle`'s header into the build folder `out`.
 
     cart-cpu bundles get `jepa_edge_runner` (OpenVINO C API); jetson bundles `jepa_edge_runner_trt` (TensorRT),
     which needs TensorRT's headers (`tensorrt="on"` forces it for any bundle, `"off"` never builds it).
-    `sanitize="address"` compiles with AddressSanitizer. The bundle is verified first (hashes, and the signature
+    `beats`: a beat bundle for the same target compiled in beside the window classifier `bundle`.
+    `sanitize="address"` compiles with AddressSanitizer. Every bundle is verified first (hashes, and the signature
     with `public_key`): nothing is compiled against a header that does not verify."""
     from jepa_edge.bundle import open_bundle
 
     if tensorrt not in ("auto", "on", "off"):
         raise FirmwareError(f"tensorrt={tensorrt!r}: choose auto, on or off")
     bundle_path = Path(bundle).resolve()
-    opened = open_bundle(bundle_path, public_key=public_key, require_signature=require_signature)
-    why = runner_support(opened.manifest)
-    if why:
-        raise FirmwareError(f"{bundle_path}: {why}")
+    paths = [bundle_path] + ([Path(beats).resolve()] if beats is not None else [])
+    manifests = []
+    for path in paths:
+        manifest = open_bundle(path, public_key=public_key, require_signature=require_signature).manifest
+        why = runner_support(manifest)
+        if why:
+            raise FirmwareError(f"{path}: {why}")
+        manifests.append(manifest)
     out = Path(out).resolve()
-    if out == bundle_path or bundle_path in out.parents:
+    if any(out == path or path in out.parents for path in paths):
         raise FirmwareError(f"{out}: the build folder must be outside the bundle (files added to a bundle fail "
                             "its verification)")
-    target = opened.manifest["target"]["kind"]
+    target = manifests[0]["target"]["kind"]
+    if beats is not None:
+        if _modality(manifests[0]) == "ecg-beat":
+            raise FirmwareError(f"{bundle_path}: a beat model; with beats=, the first bundle is the window classifier")
+        if _modality(manifests[1]) != "ecg-beat":
+            raise FirmwareError(f"{paths[1]}: a {_modality(manifests[1])} window classifier, not a beat model "
+                                "(jepa-edge beats probe / distill / build make one)")
+        if manifests[1]["target"]["kind"] != target:
+            raise FirmwareError(f"{paths[1]}: built for {manifests[1]['target']['kind']}, the window classifier for "
+                                f"{target}; one runner runs one runtime: build both bundles for the same target")
     with_trt = tensorrt == "on" or (tensorrt == "auto" and target == "jetson")
     with_openvino = target == "cart-cpu"
     if with_trt and tensorrt_include_dir() is None:
@@ -143,15 +165,16 @@ def build_firmware(bundle: str | Path, out: str | Path, *, sanitize: str | None 
                  f"-DJEPA_EDGE_WITH_OPENVINO={'ON' if with_openvino else 'OFF'}",
                  f"-DJEPA_EDGE_WITH_TENSORRT={'ON' if with_trt else 'OFF'}",
                  f"-DJEPA_EDGE_SANITIZE={sanitize or ''}", f"-DJEPA_EDGE_WERROR={'ON' if werror else 'OFF'}",
-                 "-DCMAKE_BUILD_TYPE=Release"]
+                 f"-DJEPA_EDGE_BEAT_BUNDLE={paths[1] if beats is not None else ''}", "-DCMAKE_BUILD_TYPE=Release"]
     if with_openvino:
         configure.append(f"-DOpenVINO_DIR={openvino_cmake_dir()}")
     _run(configure, f"cmake configure of {FIRMWARE_DIR}")
     _run([cmake, "--build", str(out), "--parallel", str(jobs or os.cpu_count() or 1)], f"cmake build in {out}")
-    header = next(e["sha256"] for e in opened.manifest["files"] if e["path"] == "include/jepa_edge_model.h")
+    header = next(e["sha256"] for e in manifests[0]["files"] if e["path"] == "include/jepa_edge_model.h")
     runner, trt_runner = out / RUNNER, out / TRT_RUNNER
     built = FirmwareBuild(out=out, bundle=bundle_path, runner=runner if with_openvino else None,
-                          trt_runner=trt_runner if with_trt else None, header_sha256=header)
+                          trt_runner=trt_runner if with_trt else None, header_sha256=header,
+                          beat_bundle=paths[1] if beats is not None else None)
     for exe in (built.runner, built.trt_runner):
         if exe is not None and not exe.is_file():
             raise FirmwareError(f"{exe}: the build finished without producing it")

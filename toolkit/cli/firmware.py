@@ -23,6 +23,8 @@ def _firmware() -> None:
 def firmware_build(
     bundle: Path = typer.Argument(..., help="bundle folder (manifest.json) the runner is compiled against"),
     out: Path = typer.Option(..., "--out", "-o", help="build folder (outside the bundle)"),
+    beats: Path = typer.Option(None, "--beats", help="beat bundle (ecg-beat, same target) compiled in beside the "
+                               "window classifier BUNDLE: the runner streams both (stream BUNDLE --beats BEAT)"),
     tensorrt: str = typer.Option("auto", help="C++ TensorRT runner: auto (jetson bundles), on, off"),
     sanitize: str = typer.Option(None, help="compile with -fsanitize=VALUE, e.g. address"),
     public_key: Path = typer.Option(None, "--public-key", "-k", help="PEM public key the signature must match"),
@@ -31,11 +33,15 @@ def firmware_build(
     """Verify BUNDLE, then configure and compile the runner against its header (CMake, the installed OpenVINO)."""
     from jepa_edge.devices.firmware import build_firmware
 
-    built = build_firmware(bundle, out, sanitize=sanitize, tensorrt=tensorrt, public_key=public_key,
+    built = build_firmware(bundle, out, beats=beats, sanitize=sanitize, tensorrt=tensorrt, public_key=public_key,
                            require_signature=require_signature)
     for exe in (built.runner, built.trt_runner):
         if exe is not None:
             console.print(f"[bold]{exe}[/] (header {built.header_sha256[:16]}...)", soft_wrap=True, highlight=False)
             console.print(f"  check the bundle:  {exe} golden {built.bundle}", soft_wrap=True, highlight=False)
-            console.print(f"  stream int16:      {exe} stream {built.bundle} --fs HZ --leads II,V1 < frames.i16",
+            beats = f" --beats {built.beat_bundle}" if built.beat_bundle else ""
+            console.print(f"  stream int16:      {exe} stream {built.bundle}{beats} --fs HZ --leads II,V1 < frames.i16",
                           soft_wrap=True, highlight=False)
+            if built.beat_bundle:
+                console.print(f"  check the beat bundle: {exe} golden {built.beat_bundle}", soft_wrap=True,
+                              highlight=False)

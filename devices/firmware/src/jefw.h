@@ -90,6 +90,9 @@ typedef struct {
 } jefw_model_t;
 
 const jefw_model_t *jefw_model(void);
+/* The beat bundle's model in a runner built with one beside the window classifier (`jepa-edge firmware build
+ * WINDOW --beats BEAT`: `stream WINDOW --beats BEAT` runs both); NULL in a runner built against one bundle. */
+const jefw_model_t *jefw_beat_model(void);
 int jefw_output_index(const jefw_model_t *m, const char *name); /* -1 if the header has no such output */
 
 /* ---- small helpers ---- */
@@ -246,7 +249,9 @@ int jefw_run_stream(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t
                     jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report);
 /* The arrhythmia monitor of a beat bundle (jefw_monitor.c; devices/stream/monitor.py): quality windows, R peaks,
  * beats labelled by the engine and the RR / template fusion, rhythm episodes. */
-int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
+/* wm / we: the window classifier run beside it (`--beats`), whose windows give the quality verdicts; NULL: quality-only
+ * windows over the beat lead and one other lead, from the beat bundle's header. */
+int jefw_run_monitor(const jefw_model_t *m, jefw_engine_t *e, const jefw_model_t *wm, jefw_engine_t *we,
                      jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report);
 
 #ifdef __cplusplus

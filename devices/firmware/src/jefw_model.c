@@ -1,5 +1,7 @@
 /* The one translation unit that includes the bundle's generated header: its constants become jefw_model_t, so
- * every other part of the runner is independent of the bundle it is compiled against. */
+ * every other part of the runner is independent of the bundle it is compiled against. A runner built with a beat
+ * bundle beside the window classifier compiles this file twice, the second time against the beat bundle's header
+ * with JEFW_MODEL_FN=jefw_beat_model (CMakeLists.txt); its tables are static, so the two copies do not meet. */
 #include <string.h>
 
 #include "jefw.h"
@@ -24,12 +26,16 @@
 #define JEPA_EDGE_OUTPUT_KIND 0
 #endif
 
+#ifndef JEFW_MODEL_FN
+#define JEFW_MODEL_FN jefw_model
+#endif
+
 static jefw_model_t model;
 static int ready;
 
 static long long last_dim(const long long *shape, int rank) { return rank > 0 ? shape[rank - 1] : -1; }
 
-const jefw_model_t *jefw_model(void) {
+const jefw_model_t *JEFW_MODEL_FN(void) {
     if (ready) return &model;
     memset(&model, 0, sizeof model);
     model.modality = JEPA_EDGE_MODALITY;
@@ -108,9 +114,11 @@ const jefw_model_t *jefw_model(void) {
     return &model;
 }
 
+#ifndef JEFW_SECOND_MODEL
 int jefw_output_index(const jefw_model_t *m, const char *name) {
     int i;
     for (i = 0; i < m->num_outputs; i++)
         if (m->output_names[i] && strcmp(m->output_names[i], name) == 0) return i;
     return -1;
 }
+#endif

@@ -1,7 +1,8 @@
-/* Monitor mode: what `jepa-edge stream BEAT_BUNDLE` runs (devices/stream/monitor.py), from int16 frames on stdin.
+/* Monitor mode: what `jepa-edge stream BEAT_BUNDLE` runs (devices/stream/monitor.py), from int16 frames on stdin,
+ * and with a window classifier beside it what `jepa-edge stream WINDOW_BUNDLE --beats BEAT_BUNDLE` runs.
  *
- *   frames -> quality windows (jefw_stream.c, quality only: the beat lead and one other lead at the header's
- *             JEPA_EDGE_QUALITY_* rate, window and hop)
+ *   frames -> windows (jefw_stream.c): the window classifier's, scored and quality-checked, or without one quality
+ *             only: the beat lead and one other lead at the header's JEPA_EDGE_QUALITY_* rate, window and hop
  *          -> the beat lead (and the template's second lead) -> resampler -> R peaks (jefw_qrs.c, settled only)
  *                                                            -> band-pass + normalisation -> history
  *   each settled beat, once its window, its quality verdict and the next beat are known -> engine (batched)
@@ -42,8 +43,9 @@ typedef struct {
 
 typedef struct {
     const jefw_model_t *m;
+    const jefw_model_t *wm; /* the windows' model: the window classifier's, or qm */
     jefw_model_t bm;      /* the rows the beat chain filters: the model lead, then the template's second lead */
-    jefw_model_t qm;      /* the quality windows */
+    jefw_model_t qm;      /* the quality-only windows of a monitor without a window classifier */
     double bm_mean[2], bm_std[2], qm_mean[2], qm_std[2];
     const char *q_names[2];
     char lead_buf[2][64];
@@ -135,8 +137,8 @@ static int is_withheld(const monitor_t *s, long long b) {
 
 static void on_window(void *ctx, long long end, int flagged) {
     monitor_t *s = (monitor_t *)ctx;
-    /* window ends at the quality rate -> the beat model's rate, as Python's round(t_end * fs) */
-    double t_end = (double)end / (double)s->qm.fs;
+    /* window ends at the windows' rate -> the beat model's rate, as Python's round(t_end * fs) */
+    double t_end = (double)end / (double)s->wm->fs;
     long long e = (long long)jefw_round_half_even(t_end * (double)s->m->fs);
     if (grow((void **)&s->verdicts, &s->cap_verdicts, s->nverdicts + 1, sizeof *s->verdicts) != 0) {
         s->engine_failed = -1; /* reported as out of memory by the caller */
@@ -523,13 +525,12 @@ static int choose_leads(monitor_t *s, char *err) {
     return 0;
 }
 
-int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_t *e,
+int jefw_run_monitor(const jefw_model_t *m, jefw_engine_t *e, const jefw_model_t *wm, jefw_engine_t *we,
                      jefw_stream_options_t *o, FILE *in, FILE *out, FILE *report) {
     monitor_t *s = (monitor_t *)calloc(1, sizeof *s);
     jefw_qrs_config_t qc;
     char err[JEFW_ERR], *extra = NULL;
     int rc = JEFW_EXIT_OK;
-    (void)b;
     if (!s) {
         fprintf(report, "error: out of memory\n");
         return JEFW_EXIT_SYSTEM;
@@ -568,6 +569,7 @@ int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_
     s->qm_mean[0] = s->qm_mean[1] = 0.0, s->qm_std[0] = s->qm_std[1] = 1.0;
     s->qm.mean = s->qm_mean, s->qm.std = s->qm_std;
     s->qm.num_labels = 0;
+    s->wm = wm ? wm : &s->qm;
     jefw_qrs_config_defaults(&qc);
     jefw_rhythm_config_defaults(&s->rcfg);
     s->keep = (long)(HISTORY_S * m->fs) > 2L * m->window ? (long)(HISTORY_S * m->fs) : 2L * m->window;
@@ -577,7 +579,7 @@ int jefw_run_monitor(const jefw_bundle_t *b, const jefw_model_t *m, jefw_engine_
         rc = JEFW_EXIT_SYSTEM;
         goto done;
     }
-    if ((rc = jefw_stream_open(&s->windows, &s->qm, NULL, o, out, err)) != JEFW_EXIT_OK ||
+    if ((rc = jefw_stream_open(&s->windows, s->wm, wm ? we : NULL, o, out, err)) != JEFW_EXIT_OK ||
         (jefw_resampler_init(&s->rs, s->R, o->fs, &s->bm, err) != 0 && (rc = JEFW_EXIT_USAGE)) ||
         (jefw_qrs_open(&s->qrs, (double)m->fs, &qc, err) != 0 && (rc = JEFW_EXIT_USAGE)) ||
         (jefw_rhythm_open(&s->rhythm, (double)m->fs, &s->rcfg, err) != 0 && (rc = JEFW_EXIT_USAGE))) {
