@@ -22,6 +22,7 @@ from conftest import on_ci
 from jepa_edge.devices.firmware import build_firmware
 
 SANITIZE = os.environ.get("JEPA_EDGE_FIRMWARE_SANITIZE") or None
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 
 @pytest.fixture(scope="module")
@@ -261,4 +262,47 @@ def test_two_bundle_runner_checks_both_and_refuses_them_swapped(two_lead_bundle:
         build_firmware(two_lead_bundle, tmp_path / "b1", beats=two_lead_bundle)
     with pytest.raises(FirmwareError, match="the first bundle is the window classifier"):
         build_firmware(beats, tmp_path / "b2", beats=beats)
+
+
+# -- the RR spread features, number for number ----------------------------------------------------------------
+def test_c_rr_features_equal_pythons_on_mitdb_beats(mitdb_dir: Path, tmp_path: Path) -> None:
+    """jefw_rr_features / jefw_rr_spread_features against `rr_features(..., spread=True)` on every reference beat of
+    three records (106: PVCs and bigeminy; 113: sinus arrhythmia; 119: bigeminy and trigeminy), from each
+    beat's stream view (the history + 1 beats before it), exactly: the same arithmetic as numpy, sums pairwise."""
+    from conftest import FIRMWARE_SRC, compile_c
+
+    from jepa_edge.tasks.beats import RR_CLIP, RR_HISTORY, beat_preprocessing, read_record_beats, rr_features
+
+    driver = compile_c([FIRMWARE_SRC / "jefw_beats.c", FIRMWARE_SRC / "jefw_util.c", SCRIPTS / "rr_driver.c"],
+                       tmp_path / "rr_driver", "the firmware RR features")
+    pre = beat_preprocessing()
+    lines, expected = [], []
+    for record in ("106", "113", "119"):
+        samples = read_record_beats(mitdb_dir, record, pre).samples
+        offline = rr_features(samples, spread=True)
+        for i in range(len(samples)):
+            view = samples[max(0, i - RR_HISTORY - 1) : i + 1]
+            lines.append(" ".join(map(str, [len(view), *view.tolist()])))
+            # the stream's view: no next beat (post-RR falls back to pre-RR), the spread as offline
+            expected.append(np.r_[rr_features(view)[-1], offline[i, 3:]])
+    done = subprocess.run([str(driver), str(RR_HISTORY), repr(RR_CLIP)], input="\n".join(lines), text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = np.array([[float(v) for v in line.split()] for line in done.stdout.splitlines()])
+    want = np.array(expected)
+    assert got.shape == want.shape and len(want) > 5000
+    np.testing.assert_array_equal(got, want)
+    spread = want[:, 5]
+    assert (np.abs(spread) == RR_CLIP).sum() > 20 and (np.abs(spread) < 0.5).mean() > 0.5  # both regimes seen
+
+
+def test_c_rr_spread_constants_equal_pythons() -> None:
+    import re
+
+    from jepa_edge.tasks import beats
+
+    source = (Path(__file__).resolve().parents[1] / "devices" / "firmware" / "src" / "jefw_beats.c").read_text()
+    c = {k: float(v) for k, v in re.findall(r"#define (RR_\w+) (-?[0-9.]+)\n", source)}
+    assert c == {name: getattr(beats, name) for name in ("RR_SPREAD_EPS", "RR_MAD_SCALE", "RR_Z_EPS", "RR_Z_MAX",
+                                                        "RR_SPREAD_FLOOR")}
 

@@ -325,7 +325,9 @@ class BeatStream:
         assert fusion is not None
         i = self._recent.index(beat)
         nxt = self._recent[i + 1] if i + 1 < len(self._recent) else None
-        rr = rr_features(np.asarray(self._recent[max(0, i - fusion.history) : i + 1]), fusion.history, nxt)[-1]
+        # the spread reads the `history` RR intervals before the pre-RR: one beat more than the local mean
+        rr = rr_features(np.asarray(self._recent[max(0, i - fusion.history - 1) : i + 1]), fusion.history, nxt,
+                         spread=fusion.spread)[-1]
         if fusion.template is None:
             return rr
         previous = [self._segments.get(b) for b in self._recent[max(0, i - fusion.template.beats) : i]]

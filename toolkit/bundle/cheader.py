@@ -124,6 +124,8 @@ def _beat_lines(manifest: dict[str, Any]) -> list[str]:
              f"#define JEPA_EDGE_BEAT_AFTER_SAMPLES {after}",
              "/* RR / template late fusion: fused = weight @ [logits - mean(logits), features] + bias, class = argmax;",
              " * features: log pre-RR, post-RR against the mean of the last RR_HISTORY RR intervals, log pre / post;",
+             " * with RR_SPREAD, the log std and log MAD of the RR_HISTORY log-RR before the pre-RR and the pre-RR's",
+             " * distance from their median in MADs (rr_spread_features);",
              " * then per template lead 1 - corr, log range ratio, log slope-length ratio of the beat's QRS",
              " * (+-TEMPLATE_HALF_SAMPLES) against the median QRS of the TEMPLATE_BEATS previous beats; each",
              " * clipped to +-RR_CLIP (toolkit/tasks/beats.py). RR_FUSION 0: the engine's logits decide alone. */",
@@ -133,6 +135,7 @@ def _beat_lines(manifest: dict[str, Any]) -> list[str]:
         lines += [f"#define JEPA_EDGE_RR_HISTORY {fusion.history}",
                   f"#define JEPA_EDGE_RR_CLIP {c_double(RR_CLIP)}",
                   f"#define JEPA_EDGE_RR_NUM_FEATURES {len(fusion.features)}",
+                  f"#define JEPA_EDGE_RR_SPREAD {1 if fusion.spread else 0}",
                   f"#define JEPA_EDGE_TEMPLATE_BEATS {tpl.beats if tpl else 0}",
                   f"#define JEPA_EDGE_TEMPLATE_HALF_SAMPLES {tpl.half(pre.fs) if tpl else 0}",
                   f"#define JEPA_EDGE_TEMPLATE_LEADS {tpl.leads if tpl else 0}"]

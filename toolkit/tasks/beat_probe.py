@@ -26,6 +26,7 @@ from .beats import (
     BeatSet,
     BeatTemplate,
     RrFusion,
+    fit_residual_fusion,
     fit_rr_fusion,
     labelled_beats,
     select_ridge,
@@ -157,33 +158,39 @@ def probe_beats(encoder_dir: str | Path, data: str | Path | None, out: str | Pat
     return Path(model_dir), metrics
 
 
-def _pooled(sets: list[BeatSet], with_template: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    return (np.concatenate([b.fusion_features(with_template) for b in sets]),
+def _pooled(sets: list[BeatSet], with_template: bool, spread: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    return (np.concatenate([b.fusion_features(with_template, spread) for b in sets]),
             np.concatenate([b.labels for b in sets]), [r for b in sets for r in b.record_ids])
 
 
 def fit_beat_fusion(val_logits: np.ndarray, val: BeatSet, rule_sets: list[BeatSet]) -> RrFusion:
-    """The deployed fusion: the model's logits with RR and template features, fitted on the validation records
-    (logits the model was not trained on); its ridge is the one that carries the logit-free fusion best to held-out
-    records of `rule_sets` (`select_ridge`)."""
-    ridge, _ = select_ridge(*_pooled(rule_sets, True), template=BeatTemplate())
-    return fit_rr_fusion(val_logits, val.fusion_features(True), val.labels, ridge=ridge, template=BeatTemplate())
+    """The deployed fusion: a logit-free fusion of RR, RR spread and template features fitted on the reference beats
+    of `rule_sets` (training + validation records, ridge by leave-one-record-out), corrected by the model's logits
+    fitted on the validation records (logits the model was not trained on; `fit_residual_fusion`)."""
+    return fit_residual_fusion(val_logits, _fit_rule(rule_sets, True, True), val.fusion_features(True), val.labels)
 
 
-def rule_fusion(data: str | Path | None, with_template: bool = False) -> RrFusion:
+def _fit_rule(sets: list[BeatSet], with_template: bool, spread: bool) -> RrFusion:
+    """The logit-free fusion of `sets`' reference beats, its ridge by leave-one-record-out (`select_ridge`)."""
+    feats, y, groups = _pooled(sets, with_template, spread)
+    template = BeatTemplate() if with_template else None
+    ridge, _ = select_ridge(feats, y, groups, template, spread=spread)
+    return fit_rr_fusion(np.zeros((len(y), len(BEAT_CLASSES))), feats, y, ridge=ridge, template=template,
+                         spread=spread)
+
+
+def rule_fusion(data: str | Path | None, with_template: bool = False, spread: bool = True) -> RrFusion:
     """A beat classifier with no learned morphology (zero logits), fitted on the reference beats of the training
-    and validation records, ridge by leave-one-record-out. RR intervals only (`with_template` False): the trivial
-    baseline, premature beats with a compensatory pause are VEB to it and it cannot tell VEB from SVEB by shape.
-    With the template features: what the beat's likeness to the patient's own recent beats adds without a model."""
+    and validation records, ridge by leave-one-record-out. RR intervals only (`with_template` False: RR_FEATURES
+    and RR_SPREAD_FEATURES): the trivial baseline, premature beats with a compensatory pause are VEB to it and it
+    cannot tell VEB from SVEB by shape. With the template features: what the beat's likeness to the patient's own
+    recent beats adds without a model. `spread=False`: without RR_SPREAD_FEATURES (the fusion before them)."""
     from dataclasses import replace
 
     from .beats import beat_preprocessing
 
     pre = replace(beat_preprocessing(), mean=(0.0,), std=(1.0,))  # 1-corr and log ratios ignore the affine
-    feats, y, groups = _pooled([labelled_beats(pre, data, s) for s in ("train", "val")], with_template)
-    template = BeatTemplate() if with_template else None
-    ridge, _ = select_ridge(feats, y, groups, template)
-    return fit_rr_fusion(np.zeros((len(y), len(BEAT_CLASSES))), feats, y, ridge=ridge, template=template)
+    return _fit_rule([labelled_beats(pre, data, s) for s in ("train", "val")], with_template, spread)
 
 
 def rr_only_fusion(data: str | Path | None) -> RrFusion:

@@ -77,12 +77,15 @@ class BeatSet(CalibrationSet):
     """Beat windows with their labels and each beat's RR features (`rr_features`) and template features
     (`template_features` with the default BeatTemplate) for the RR fusion."""
 
-    rr: np.ndarray | None = None
+    rr: np.ndarray | None = None  # RR_FEATURES, then RR_SPREAD_FEATURES
     template: np.ndarray | None = None
 
-    def fusion_features(self, with_template: bool) -> np.ndarray:
+    def fusion_features(self, with_template: bool, spread: bool = True) -> np.ndarray:
+        """The columns a fusion with (or without) the template and the RR spread takes, in `RrFusion.features`
+        order."""
         assert self.rr is not None and self.template is not None
-        return np.concatenate([self.rr, self.template], axis=1) if with_template else self.rr
+        rr = self.rr if spread else self.rr[:, : len(RR_FEATURES)]
+        return np.concatenate([rr, self.template], axis=1) if with_template else rr
 
 
 @dataclass
@@ -149,7 +152,7 @@ def labelled_beats(pre: EcgPreprocessing, data: str | Path | None, split: str = 
         samples = rb.samples[keep]
         windows, ok = context.windows(normed, samples, pre)
         labels = np.asarray([classes.index(c) for c, k in zip(rb.classes, keep, strict=True) if k])[ok]
-        rr_all.append(rr_features(rb.samples)[keep][ok])
+        rr_all.append(rr_features(rb.samples, spread=True)[keep][ok])
         tpl_all.append(template_features(rb.template_signal, rb.samples, pre.fs, template)[keep][ok])
         xs.append(windows)
         ys.append(labels)
@@ -186,16 +189,30 @@ def stratified_pick(y: np.ndarray, count: int, seed: int) -> np.ndarray:
 RR_FEATURES: tuple[str, ...] = ("log pre-RR / local mean RR", "log post-RR / local mean RR", "log pre-RR / post-RR")
 RR_HISTORY = 16  # RR intervals before a beat that make its local mean
 RR_CLIP = 2.0
+# How much the patient's own rhythm varies, from the RR_HISTORY log-RR intervals before the pre-RR: a premature
+# beat in a steady rhythm is many spreads early, a beat of sinus arrhythmia (RR swinging with breathing, as in
+# MIT-BIH 106 and 113) only a few, which RR ratios alone cannot tell apart (README, the arrhythmia monitor).
+RR_SPREAD_FEATURES: tuple[str, ...] = ("log std of the previous log-RR", "log MAD of the previous log-RR",
+                                       "(log pre-RR - median previous log-RR) / MAD")
+RR_SPREAD_EPS = 0.01  # log(spread + eps): a metronome rhythm stays finite
+RR_MAD_SCALE = 1.4826  # MAD to a normal distribution's standard deviation
+RR_Z_EPS = 0.02  # z = (log pre-RR - median) / (MAD + eps)
+RR_Z_MAX = 10.0  # |z| clipped here, then divided by RR_Z_MAX / RR_CLIP into the other features' range
+RR_SPREAD_FLOOR = -5.0  # lower clip of the two log spreads (log(eps) = -4.6)
 
 
-def rr_features(samples: np.ndarray, history: int = RR_HISTORY, next_sample: int | None = None) -> np.ndarray:
+def rr_features(samples: np.ndarray, history: int = RR_HISTORY, next_sample: int | None = None,
+                spread: bool = False) -> np.ndarray:
     """(n, 3) RR features of beats at `samples` (sorted, every detected beat of a stream, any class): a premature
     beat has a short pre-RR and a long post-RR against the patient's own recent rhythm. The same code serves the
     training records (reference beat positions) and the stream (detected beats, `next_sample` the beat after the
-    last one once known). Missing neighbours fall back to the other side."""
+    last one once known). Missing neighbours fall back to the other side. `spread`: (n, 6), RR_SPREAD_FEATURES
+    after them (`rr_spread_features`)."""
     s = np.asarray(samples, dtype=np.float64)
     n = len(s)
     out = np.zeros((n, len(RR_FEATURES)))
+    if spread:
+        return np.concatenate([rr_features(s, history, next_sample), rr_spread_features(s, history)], axis=1)
     if n < 2 and next_sample is None:
         return out
     rr = np.diff(s)
@@ -210,6 +227,24 @@ def rr_features(samples: np.ndarray, history: int = RR_HISTORY, next_sample: int
         mean = (csum[i] - csum[lo]) / count if count else pre[i]
         out[i] = (np.log(pre[i] / mean), np.log(post[i] / mean), np.log(pre[i] / post[i]))
     return np.clip(np.nan_to_num(out), -RR_CLIP, RR_CLIP)
+
+
+def rr_spread_features(samples: np.ndarray, history: int = RR_HISTORY) -> np.ndarray:
+    """(n, 3) RR_SPREAD_FEATURES of beats at `samples`: the std and the MAD of the `history` log-RR intervals
+    before each beat's pre-RR (the intervals ending at the `history` beats before it), and the pre-RR's distance
+    from their median in MADs. Beats with fewer than two such intervals get log(eps), log(eps), 0."""
+    log_rr = np.log(np.diff(np.asarray(samples, dtype=np.float64)))
+    out = np.zeros((len(samples), len(RR_SPREAD_FEATURES)))
+    out[:, :2] = np.log(RR_SPREAD_EPS)
+    for i in range(2, len(samples)):
+        past = log_rr[max(0, i - 1 - history) : i - 1]
+        if len(past) < 2:
+            continue
+        med = np.median(past)
+        mad = RR_MAD_SCALE * np.median(np.abs(past - med))
+        z = np.clip((log_rr[i - 1] - med) / (mad + RR_Z_EPS), -RR_Z_MAX, RR_Z_MAX) * (RR_CLIP / RR_Z_MAX)
+        out[i] = (np.log(past.std() + RR_SPREAD_EPS), np.log(mad + RR_SPREAD_EPS), z)
+    return np.clip(np.nan_to_num(out), (RR_SPREAD_FLOOR, RR_SPREAD_FLOOR, -RR_CLIP), RR_CLIP)
 
 
 # -- the beat against the patient's own recent beats --------------------------------------------------------
@@ -309,10 +344,12 @@ class RrFusion:
     history: int = RR_HISTORY
     template: BeatTemplate | None = None
     ridge: float | None = None  # the L2 weight the fit used (chosen by leave-one-record-out when fitted so)
+    spread: bool = False  # RR_SPREAD_FEATURES after RR_FEATURES (fusions fitted before them have none)
 
     @property
     def features(self) -> tuple[str, ...]:
-        return RR_FEATURES + (self.template.feature_names if self.template is not None else ())
+        return (RR_FEATURES + (RR_SPREAD_FEATURES if self.spread else ())
+                + (self.template.feature_names if self.template is not None else ()))
 
     def __call__(self, logits: np.ndarray, feats: np.ndarray) -> np.ndarray:
         z = np.asarray(logits, dtype=np.float64)
@@ -330,13 +367,15 @@ class RrFusion:
             d["template"] = asdict(self.template)
         if self.ridge is not None:
             d["ridge"] = self.ridge
+        if self.spread:
+            d["spread"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> RrFusion:
         template = BeatTemplate.from_dict(d["template"]) if d.get("template") else None
         fusion = cls(tuple(tuple(float(v) for v in r) for r in d["weight"]), tuple(float(v) for v in d["bias"]),
-                     int(d.get("history", RR_HISTORY)), template, d.get("ridge"))
+                     int(d.get("history", RR_HISTORY)), template, d.get("ridge"), bool(d.get("spread", False)))
         row_widths = {len(r) for r in fusion.weight}
         if len(fusion.bias) != len(fusion.weight) or row_widths != {len(fusion.bias) + len(fusion.features)}:
             raise BeatDataError(f"rr_fusion weight is not (classes, classes + {len(fusion.features)} features)")
@@ -348,10 +387,11 @@ RIDGES: tuple[float, ...] = (1e-2, 1e-3, 1e-4, 1e-5)
 
 def fit_rr_fusion(logits: np.ndarray, feats: np.ndarray, y: np.ndarray, classes: int = len(BEAT_CLASSES),
                   ridge: float = 1e-2, balance: float = 0.5, steps: int = 500,
-                  template: BeatTemplate | None = None) -> RrFusion:
+                  template: BeatTemplate | None = None, spread: bool = False) -> RrFusion:
     """Multinomial logistic regression (L2 `ridge`) of the labels on [centred logits, features]; classes weighed
     by (inverse frequency) ** `balance`: 1 equalises them (floods a monitor with false SVEB calls when S is one
-    beat in 500), 0 keeps the prior (never calls S). `feats`: RR features, then TEMPLATE_FEATURES with `template`."""
+    beat in 500), 0 keeps the prior (never calls S). `feats`: RR features (with `spread`, RR_SPREAD_FEATURES after
+    them), then TEMPLATE_FEATURES with `template`."""
     import torch
 
     z = np.asarray(logits, dtype=np.float64)
@@ -373,11 +413,50 @@ def fit_rr_fusion(logits: np.ndarray, feats: np.ndarray, y: np.ndarray, classes:
     opt.step(closure)
     w, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
     return RrFusion(tuple(tuple(float(v) for v in r) for r in w), tuple(float(v) for v in b), template=template,
-                    ridge=ridge)
+                    ridge=ridge, spread=spread)
+
+
+RESIDUAL_RIDGE = 1e-2  # L2 weight on the logit terms of `fit_residual_fusion`
+
+
+def fit_residual_fusion(logits: np.ndarray, rule: RrFusion, feats: np.ndarray, y: np.ndarray,
+                        ridge: float = RESIDUAL_RIDGE, balance: float = 0.5, steps: int = 500,
+                        classes: int = len(BEAT_CLASSES)) -> RrFusion:
+    """The model's logits as a correction of a logit-free `rule` fusion: fused = rule(features) + A @ (logits -
+    mean(logits)) + c, with A (L2 `ridge`, so logits that do not help stay near zero) and c fitted on beats of
+    patients the model never trained on (`logits`, `feats`, `y`), the rule's weights kept. The RR / template
+    weights come from every record (leave-one-record-out ridge) instead of the 13 SVEBs of two validation
+    patients, which a direct fit of all of them overfits (README, the arrhythmia monitor). Returned as one
+    RrFusion (same decode: weight @ [logits - mean(logits), features] + bias)."""
+    import torch
+
+    w_rule = np.asarray(rule.weight)[:, classes:]
+    offset = torch.tensor(np.asarray(feats, dtype=np.float64) @ w_rule.T + np.asarray(rule.bias))
+    z = np.asarray(logits, dtype=np.float64)
+    x = torch.tensor(z - z.mean(axis=1, keepdims=True))
+    t = torch.tensor(np.asarray(y), dtype=torch.int64)
+    counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
+    weight = torch.tensor(np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0))
+    a = torch.zeros((classes, x.shape[1]), dtype=torch.float64, requires_grad=True)
+    c = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, c], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(offset + x @ a.T + c, t, weight=weight) + ridge * a.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w = np.concatenate([a.detach().numpy(), w_rule], axis=1)
+    b = np.asarray(rule.bias) + c.detach().numpy()
+    return RrFusion(tuple(tuple(float(v) for v in r) for r in w), tuple(float(v) for v in b), rule.history,
+                    rule.template, rule.ridge, rule.spread)
 
 
 def select_ridge(feats: np.ndarray, y: np.ndarray, groups: Sequence[str], template: BeatTemplate | None = None,
-                 ridges: Sequence[float] = RIDGES, balance: float = 0.5) -> tuple[float, dict[float, float]]:
+                 ridges: Sequence[float] = RIDGES, balance: float = 0.5, spread: bool = False
+                 ) -> tuple[float, dict[float, float]]:
     """The ridge whose logit-free fusion has the best pooled macro F1 with each record held out in turn: the
     fusion must carry over to patients it never saw, which a single in-sample fit cannot tell. Returns the
     ridge and every candidate's score. Too strong a ridge flattens the RR weights until premature beats stop
@@ -393,13 +472,14 @@ def select_ridge(feats: np.ndarray, y: np.ndarray, groups: Sequence[str], templa
         for g in np.unique(groups):
             held = groups == g
             fusion = fit_rr_fusion(zeros[~held], feats[~held], y[~held], ridge=ridge, balance=balance,
-                                   template=template)
+                                   template=template, spread=spread)
             pred[held] = fusion(zeros[held], feats[held]).argmax(1)
         scores[ridge] = class_report(y, pred)["macro_f1"]
     return max(scores, key=lambda r: scores[r]), scores
 
 
-__all__ = ["BEAT_CLASSES", "BEAT_SPLIT", "PACED_RECORDS", "RIDGES", "RR_FEATURES", "TEMPLATE_FEATURES", "BeatContext",
-           "BeatDataError", "BeatSet", "BeatTemplate", "RecordBeats", "RrFusion", "beat_preprocessing", "fit_rr_fusion",
-           "labelled_beats", "mitdb_dir", "read_record_beats", "rr_features", "select_ridge", "split_records",
+__all__ = ["BEAT_CLASSES", "BEAT_SPLIT", "PACED_RECORDS", "RESIDUAL_RIDGE", "RIDGES", "RR_FEATURES",
+           "RR_SPREAD_FEATURES", "TEMPLATE_FEATURES", "BeatContext", "BeatDataError", "BeatSet", "BeatTemplate",
+           "RecordBeats", "RrFusion", "beat_preprocessing", "fit_residual_fusion", "fit_rr_fusion", "labelled_beats",
+           "mitdb_dir", "read_record_beats", "rr_features", "rr_spread_features", "select_ridge", "split_records",
            "stratified_pick", "template_features"]

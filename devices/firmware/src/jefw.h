@@ -78,6 +78,7 @@ typedef struct {
      * the quality windows that withhold beats (toolkit/bundle/cheader.py `_beat_lines`) */
     int beat_before, beat_after;
     int rr_fusion, rr_history, rr_num_features, template_beats, template_half, template_leads;
+    int rr_spread; /* RR_SPREAD_FEATURES after the RR features (headers without JEPA_EDGE_RR_SPREAD: 0) */
     double rr_clip;
     const double *rr_weight, *rr_bias; /* num_labels x (num_labels + rr_num_features), num_labels */
     int quality_fs, quality_window, quality_hop, quality_num_sos;
@@ -199,6 +200,8 @@ void jefw_stream_config_defaults(jefw_stream_config_t *c);
 /* ---- beat features and decoding (jefw_beats.c; toolkit/tasks/beats.py) ---- */
 /* rr_features(beats, next_sample=next)[-1]: the last of n beats (the history before it first); next NULL: unknown. */
 void jefw_rr_features(const long long *beats, long n, const long long *next, double clip, double out[3]);
+/* rr_spread_features(...)[-1]: beats[n - 1] is the beat, up to history + 1 beats before it give the intervals */
+void jefw_rr_spread_features(const long long *beats, long n, int history, double clip, double out[3]);
 /* BeatTemplate.features: a beat's QRS (leads x width, or NULL) against np previous ones; 3 * leads values; -1 OOM. */
 int jefw_template_features(const double *seg, const double *const *prev, int np, int leads, int width, double clip,
                            double *out);

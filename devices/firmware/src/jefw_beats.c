@@ -8,6 +8,13 @@
 #include "jefw.h"
 
 #define FEATURE_EPS 1e-3 /* log((range + eps) / (template range + eps)) and the same for the slope length */
+/* rr_spread_features (toolkit/tasks/beats.py RR_SPREAD_*; tests/test_firmware_monitor.py keeps them equal) */
+#define RR_SPREAD_EPS 0.01
+#define RR_MAD_SCALE 1.4826
+#define RR_Z_EPS 0.02
+#define RR_Z_MAX 10.0
+#define RR_SPREAD_FLOOR -5.0
+#define MAX_SPREAD_HISTORY 256
 #define MAX_TEMPLATE_BEATS 256
 
 static int cmp_double(const void *a, const void *b) {
@@ -34,6 +41,33 @@ void jefw_rr_features(const long long *beats, long n, const long long *next, dou
     mean = n > 1 ? (double)(beats[n - 1] - beats[0]) / (double)(n - 1) : pre; /* integer RRs: their sum is exact */
     out[0] = log(pre / mean), out[1] = log(post / mean), out[2] = log(pre / post);
     for (k = 0; k < 3; k++) out[k] = clip_feature(out[k], clip);
+}
+
+static double sorted_median(double *v, long n) { /* np.median: sorts, the middle one or the mean of the two */
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+void jefw_rr_spread_features(const long long *beats, long n, int history, double clip, double out[3]) {
+    double past[MAX_SPREAD_HISTORY], tmp[MAX_SPREAD_HISTORY], med, mad, mean, sd, z, pre;
+    long first = n - 2 - history > 0 ? n - 2 - history : 0, m = n - 2 - first, k;
+    out[0] = out[1] = log(RR_SPREAD_EPS), out[2] = 0.0;
+    if (n < 3 || m < 2 || m > MAX_SPREAD_HISTORY) return; /* fewer than two intervals before the pre-RR */
+    for (k = 0; k < m; k++) past[k] = log((double)(beats[first + k + 1] - beats[first + k]));
+    memcpy(tmp, past, sizeof(double) * (size_t)m);
+    med = sorted_median(tmp, m);
+    for (k = 0; k < m; k++) tmp[k] = fabs(past[k] - med);
+    mad = RR_MAD_SCALE * sorted_median(tmp, m);
+    mean = jefw_np_sum(past, m) / (double)m; /* np.std: pairwise sums, as numpy */
+    for (k = 0; k < m; k++) tmp[k] = (past[k] - mean) * (past[k] - mean);
+    sd = sqrt(jefw_np_sum(tmp, m) / (double)m);
+    pre = log((double)(beats[n - 1] - beats[n - 2]));
+    z = (pre - med) / (mad + RR_Z_EPS);
+    z = isnan(z) ? 0.0 : (z < -RR_Z_MAX ? -RR_Z_MAX : (z > RR_Z_MAX ? RR_Z_MAX : z));
+    out[0] = log(sd + RR_SPREAD_EPS), out[1] = log(mad + RR_SPREAD_EPS), out[2] = z * (clip / RR_Z_MAX);
+    for (k = 0; k < 2; k++) /* np.nan_to_num, then np.clip to [floor, clip] */
+        out[k] = isnan(out[k]) ? 0.0 : (out[k] < RR_SPREAD_FLOOR ? RR_SPREAD_FLOOR : (out[k] > clip ? clip : out[k]));
+    out[2] = clip_feature(out[2], clip);
 }
 
 int jefw_template_features(const double *seg, const double *const *prev, int np, int leads, int width, double clip,

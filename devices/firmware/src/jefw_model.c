@@ -92,6 +92,9 @@ const jefw_model_t *JEFW_MODEL_FN(void) {
     model.rr_history = JEPA_EDGE_RR_HISTORY;
     model.rr_clip = JEPA_EDGE_RR_CLIP;
     model.rr_num_features = JEPA_EDGE_RR_NUM_FEATURES;
+#ifdef JEPA_EDGE_RR_SPREAD
+    model.rr_spread = JEPA_EDGE_RR_SPREAD;
+#endif
     model.template_beats = JEPA_EDGE_TEMPLATE_BEATS;
     model.template_half = JEPA_EDGE_TEMPLATE_HALF_SAMPLES;
     model.template_leads = JEPA_EDGE_TEMPLATE_LEADS;

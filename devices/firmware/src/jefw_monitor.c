@@ -97,12 +97,18 @@ static void beat_free(beat_t *b) {
     b->seg = b->atrial = NULL;
 }
 
-/* rr_features(...)[-1] of beat i of `recent`: the RR history before it and the beat after it, when known. */
-static void rr_feature_row(const monitor_t *s, long i, double out[3]) {
-    long lo = i - s->m->rr_history > 0 ? i - s->m->rr_history : 0, k;
-    long long beats[256], next = i + 1 < s->nrecent ? s->recent[i + 1].sample : 0;
+/* rr_features(...)[-1] of beat i of `recent`: the RR history before it and the beat after it, when known; with
+ * the spread, rr_spread_features(...)[-1] after them (one beat further back). Returns the number of features. */
+static int rr_feature_row(const monitor_t *s, long i, double *out) {
+    long h = s->m->rr_history, lo = i - h > 0 ? i - h : 0, k;
+    long long beats[258], next = i + 1 < s->nrecent ? s->recent[i + 1].sample : 0;
     for (k = lo; k <= i; k++) beats[k - lo] = s->recent[k].sample;
     jefw_rr_features(beats, i - lo + 1, i + 1 < s->nrecent ? &next : NULL, s->m->rr_clip, out);
+    if (!s->m->rr_spread) return 3;
+    lo = i - h - 1 > 0 ? i - h - 1 : 0;
+    for (k = lo; k <= i; k++) beats[k - lo] = s->recent[k].sample;
+    jefw_rr_spread_features(beats, i - lo + 1, (int)h, s->m->rr_clip, out + 3);
+    return 6;
 }
 
 /* BeatTemplate.features of beat i: its QRS against those of the template_beats beats before it that have one. */
@@ -202,8 +208,8 @@ static int label_batch(monitor_t *s, const long long *todo, int n, char *err) {
         long r = find_recent(s, todo[i]);
         int best;
         if (m->rr_fusion) {
-            rr_feature_row(s, r, f);
-            if (m->template_leads && template_feature_row(s, r, f + 3) != 0) {
+            int nrr = rr_feature_row(s, r, f);
+            if (m->template_leads && template_feature_row(s, r, f + nrr) != 0) {
                 jefw_errf(err, "out of memory");
                 return -1;
             }
@@ -539,8 +545,8 @@ int jefw_run_monitor(const jefw_model_t *m, jefw_engine_t *e, const jefw_model_t
     s->num_classes = m->num_labels;
     s->num_features = m->rr_fusion ? m->rr_num_features : 0;
     if (m->num_leads != 1 || m->num_labels > MAX_CLASSES || s->num_features > MAX_FEATURES ||
-        (m->rr_fusion && (s->num_features != 3 + 3 * m->template_leads || m->rr_history > 255 ||
-                          m->template_beats > 255))) {
+        (m->rr_fusion && (s->num_features != (m->rr_spread ? 6 : 3) + 3 * m->template_leads ||
+                          m->rr_history > 255 || m->template_beats > 255))) {
         fprintf(report, "error: a beat model with %d leads, %d classes and %d fusion features: this runner takes one "
                         "lead, at most %d classes and the RR + template features of toolkit/tasks/beats.py (histories up to 255 beats)\n",
                 m->num_leads, m->num_labels, s->num_features, MAX_CLASSES);
