@@ -87,6 +87,7 @@ class OpenVinoEngine:
         used = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         return {"backend": "openvino", "version": ov.get_version(), "device": self.device,
                 "precision": f"{self.model_precision} model, float parts in {used}",
-                "inference_precision": used, "model_precision": self.model_precision,
+                "inference_precision": used, "requested_precision": self.requested,
+                "model_precision": self.model_precision,
                 "device_default_precision": self.default_hint,
                 "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")), "file": str(self.path)}
