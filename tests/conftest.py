@@ -165,6 +165,14 @@ def challenge_dir(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+def int8_tolerance(bundle: Path, output: str = "logits") -> float:
+    """The golden tolerance a bundle's manifest gives its OpenVINO INT8 IR for `output`."""
+    import json
+
+    tol = json.loads((bundle / "manifest.json").read_text())["golden"]["tolerances"]["openvino-int8"]
+    return float(tol[output] if isinstance(tol, dict) else tol)
+
+
 TWO_LEADS = ("II", "V1")  # the two leads a MIT-BIH record carries (MLII, V1)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TWO_LEADS
+from conftest import TWO_LEADS, int8_tolerance
 
 from jepa_edge.devices.firmware import (
     FIRMWARE_DIR,
@@ -99,9 +99,6 @@ def rewrite_manifest(path: Path, change) -> None:
     (path / "manifest.json").write_bytes(manifest_bytes(manifest))
 
 
-def int8_tolerance(bundle: Path, output: str = "logits") -> float:
-    tol = json.loads((bundle / "manifest.json").read_text())["golden"]["tolerances"]["openvino-int8"]
-    return float(tol[output] if isinstance(tol, dict) else tol)
 
 
 # -- golden ------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import on_ci
+from conftest import int8_tolerance, on_ci
 
 from jepa_edge.devices.firmware import build_firmware
 
@@ -67,11 +67,6 @@ def python_monitor(bundle: Path, frames: bytes, gain: float, baseline: float, wi
 
 def of_type(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e.get("type") == kind]
-
-
-def int8_tolerance(bundle: Path) -> float:
-    tol = json.loads((bundle / "manifest.json").read_text())["golden"]["tolerances"]["openvino-int8"]
-    return float(tol["logits"] if isinstance(tol, dict) else tol)
 
 
 def assert_same_beats_and_episodes(py: list[dict], c: list[dict], bundle: Path) -> None:

@@ -385,6 +385,12 @@ class RrFusion:
 RIDGES: tuple[float, ...] = (1e-2, 1e-3, 1e-4, 1e-5)
 
 
+def _class_weights(y: np.ndarray, classes: int, balance: float) -> np.ndarray:
+    """(inverse class frequency) ** `balance`, 0 for a class with no beats: the fusions' loss weights."""
+    counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
+    return np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0)
+
+
 def fit_rr_fusion(logits: np.ndarray, feats: np.ndarray, y: np.ndarray, classes: int = len(BEAT_CLASSES),
                   ridge: float = 1e-2, balance: float = 0.5, steps: int = 500,
                   template: BeatTemplate | None = None, spread: bool = False) -> RrFusion:
@@ -397,8 +403,7 @@ def fit_rr_fusion(logits: np.ndarray, feats: np.ndarray, y: np.ndarray, classes:
     z = np.asarray(logits, dtype=np.float64)
     x = torch.tensor(np.concatenate([z - z.mean(axis=1, keepdims=True), feats], axis=1), dtype=torch.float64)
     t = torch.tensor(np.asarray(y), dtype=torch.int64)
-    counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0))
+    weight = torch.tensor(_class_weights(y, classes, balance))
     with torch.random.fork_rng(devices=[]):  # a seeded start for a repeatable fit, the caller's RNG untouched
         torch.manual_seed(0)
         lin = torch.nn.Linear(x.shape[1], classes).double()
@@ -435,8 +440,7 @@ def fit_residual_fusion(logits: np.ndarray, rule: RrFusion, feats: np.ndarray, y
     z = np.asarray(logits, dtype=np.float64)
     x = torch.tensor(z - z.mean(axis=1, keepdims=True))
     t = torch.tensor(np.asarray(y), dtype=torch.int64)
-    counts = np.bincount(np.asarray(y), minlength=classes).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, (counts.sum() / (classes * np.maximum(counts, 1))) ** balance, 0.0))
+    weight = torch.tensor(_class_weights(y, classes, balance))
     a = torch.zeros((classes, x.shape[1]), dtype=torch.float64, requires_grad=True)
     c = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([a, c], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")

@@ -83,8 +83,7 @@ int jefw_template_features(const double *seg, const double *const *prev, int np,
         double gm, tm, dot = 0.0, ng = 0.0, nt = 0.0, gmin, gmax, tmin, tmax;
         for (k = 0; k < width; k++) { /* the template: np.median over the previous beats, sample by sample */
             for (q = 0; q < np; q++) col[q] = prev[q][l * width + k];
-            qsort(col, (size_t)np, sizeof(double), cmp_double);
-            t[k] = np % 2 ? col[np / 2] : (col[np / 2 - 1] + col[np / 2]) / 2.0;
+            t[k] = sorted_median(col, np);
             g[k] = seg[l * width + k];
         }
         gm = jefw_np_sum(g, width) / width, tm = jefw_np_sum(t, width) / width;
