@@ -149,7 +149,7 @@ def build_bundle(classifier_dir: str | Path, target: str, out: str | Path, profi
             checks = {"onnx-fp32": (fp32_onnx, 1e-3), "onnx-qdq": (qdq.path, 0.05)}
         else:
             fp32_xml = export_openvino(fp32_onnx, tmp / "model_fp32.xml")
-            recipe = OpenVinoRecipe(ignored=tuple(fallback))
+            recipe = OpenVinoRecipe(ignored=tuple(fallback), target_isa=tuple(prof.required_isa))
             if opts.accuracy_control:
                 from ..quantize import quantize_openvino_with_accuracy_control
 

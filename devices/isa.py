@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,15 @@ FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile"
 # int8 multiply-accumulates per cycle per core for the best instruction (one 512-bit VPDPBUSD = 64 MACs;
 # AVX-VNNI 256-bit = 32; AVX2 VPMADDUBSW+VPMADDWD ~ 32 at half rate = 16; AMX TDPBUSD 16x64x16 tile ~ 1024/16 cycles).
 INT8_MACS_PER_CYCLE = {"amx_int8": 1024, "avx512_vnni": 64, "avx_vnni": 32, "avx2": 16}
+
+# INT8 dot products that accumulate u8 x s8 in 32 bits. Without one (AVX2's VPMADDUBSW) each pair of products is
+# summed in int16 with saturation, so full 8-bit weights can clip; NNCF's overflow fix (7-bit weights) avoids it.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def has_int8_dot(flags: Iterable[str]) -> bool:
+    """Whether any of `flags` (the flags a CPU has, or a profile requires) gives a non-saturating INT8 dot."""
+    return any(f in INT8_DOT_FLAGS for f in flags)
 
 
 @dataclass(frozen=True)
@@ -142,3 +152,24 @@ def check_profile_isa(profile: DeviceProfile, info: IsaInfo | None = None, where
         warnings.warn(message, IsaWarning, stacklevel=3)
         return [message]
     return []
+
+
+def check_int8_weights(quantization: Mapping, info: IsaInfo | None = None, where: str = "") -> list[str]:
+    """Run-time check of an NNCF INT8 IR's weights on this CPU: full 8-bit weights (NNCF's overflow fix off or on
+    the first layer only, or a bundle that predates the field) on a CPU without a VNNI/AMX dot product warn with
+    `IsaWarning`, since its INT8 kernels saturate and decisions can differ from those gated at build time."""
+    details = quantization.get("details") or {}
+    if quantization.get("precision") != "int8" or details.get("tool") != "nncf.quantize":
+        return []
+    info = info or detect_isa()
+    fix = details.get("overflow_fix", "first_layer")  # NNCF's default before the manifest recorded it
+    if fix == "enable" or has_int8_dot(f for f, on in info.flags.items() if on):
+        return []
+    prefix = f"{where}: " if where else ""
+    message = (f"{prefix}the INT8 IR has 8-bit weights (NNCF overflow fix {fix!r}) and this CPU ({info.model_name}, "
+               f"INT8 path {info.int8_path}) has no VNNI/AMX dot product: its INT8 kernels saturate, so decisions can "
+               "differ from those gated at build time (the quick demo's INT8 student agreed with FP32 on 0.979 of "
+               "windows on such a CPU, gate 0.99); rebuild the bundle for a profile that admits this CPU (7-bit "
+               "weights)")
+    warnings.warn(message, IsaWarning, stacklevel=3)
+    return [message]

@@ -25,24 +25,27 @@ class OpenVinoRecipe:
     fast_bias_correction: bool = True
     ignored: tuple[str, ...] = ()
     subset_size: int | None = None  # default: every calibration window
-    # NNCF's overflow fix (weights in 7 bits). CPUs without VNNI (AVX2 only, as some 2-core machines of this
-    # project are) multiply u8 x s8 pairs with int16 saturation: with NNCF's default ("first_layer") the quick
-    # demo's INT8 student fell below its 0.99 agreement gate there (0.979). "auto": "enable" where the machine
-    # that builds and gates the INT8 IR has no VNNI, NNCF's default where it has.
+    # NNCF's overflow fix (weights in 7 bits). CPUs without VNNI (AVX2 only, as some carts and some 2-core machines
+    # of this project are) sum u8 x s8 product pairs in int16 with saturation: with NNCF's default ("first_layer")
+    # the quick demo's INT8 student fell below its 0.99 agreement gate there (0.979). "auto" decides by the target,
+    # not by the machine that builds: "first_layer" only where every CPU the profile admits has a VNNI/AMX dot
+    # product (`target_isa`: the profile's required_isa), "enable" otherwise, so one bundle is safe on every cart
+    # its profile accepts and the same build comes out on any build machine.
     overflow_fix: str = "auto"
+    target_isa: tuple[str, ...] = ()
 
     def resolved_overflow_fix(self) -> str:
         if self.overflow_fix != "auto":
             return self.overflow_fix
-        from jepa_edge.devices.isa import detect_isa
+        from jepa_edge.devices.isa import has_int8_dot
 
-        flags = detect_isa().flags
-        return "first_layer" if any(flags.get(f) for f in ("avx512_vnni", "avx_vnni", "amx_int8")) else "enable"
+        return "first_layer" if has_int8_dot(self.target_isa) else "enable"
 
     def to_dict(self) -> dict:
         return {"format": "openvino-ir", "tool": "nncf.quantize", "model_type": "transformer",
                 "preset": self.preset, "fast_bias_correction": self.fast_bias_correction,
-                "ignored": list(self.ignored), "overflow_fix": self.resolved_overflow_fix()}
+                "ignored": list(self.ignored), "overflow_fix": self.resolved_overflow_fix(),
+                "target_isa": list(self.target_isa)}
 
 
 @dataclass

@@ -73,13 +73,15 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     report["qdq"] = {**qdq.recipe.to_dict(), "quantized_nodes": len(qdq.quantized_nodes),
                      "float_ops_with_qdq": float_ops_with_qdq(onnx.load(str(qdq.path)))}
     step("OpenVINO INT8")
-    recipe = OpenVinoRecipe(ignored=tuple(fallback))
+    from ..devices.profiles import DEFAULT_PROFILE, load_profile
+
+    prof = load_profile(profile or DEFAULT_PROFILE)
+    recipe = OpenVinoRecipe(ignored=tuple(fallback), target_isa=tuple(prof.required_isa))
     if accuracy_control:
         if max_drop is None:
             from ..devices.build import accuracy_control_drop
-            from ..devices.profiles import DEFAULT_PROFILE, load_profile
 
-            max_drop = accuracy_control_drop(output, load_profile(profile or DEFAULT_PROFILE))
+            max_drop = accuracy_control_drop(output, prof)
         result = quantize_openvino_with_accuracy_control(fp32_xml, out / "model_int8.xml", calib.windows,
                                                          val.windows, val.labels, max_drop=max_drop, recipe=recipe,
                                                          output=output)

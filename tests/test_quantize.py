@@ -124,6 +124,19 @@ def test_every_calibration_method_takes_a_ragged_last_batch(int8_artifacts, ecg_
 # -- OpenVINO INT8 ------------------------------------------------------------------------------------------------
 
 
+def test_overflow_fix_follows_the_cpus_the_profile_admits():
+    """8-bit weights only where every CPU the target admits has a VNNI/AMX dot product: cart-x86 requires only AVX2,
+    so its builds use NNCF's overflow fix (7-bit weights) on any build machine; an explicit choice stands."""
+    from jepa_edge.quantize.openvino_int8 import OpenVinoRecipe
+
+    cart = load_profile("cart-x86")
+    assert OpenVinoRecipe(target_isa=tuple(cart.required_isa)).to_dict()["overflow_fix"] == "enable"
+    assert OpenVinoRecipe().resolved_overflow_fix() == "enable"  # no guarantee at all
+    for dot in ("avx512_vnni", "avx_vnni", "amx_int8"):
+        assert OpenVinoRecipe(target_isa=("avx2", dot)).resolved_overflow_fix() == "first_layer"
+    assert OpenVinoRecipe(overflow_fix="disable", target_isa=("avx2",)).resolved_overflow_fix() == "disable"
+
+
 def test_openvino_int8_matches_fp32_within_profile_gates(int8_artifacts, ecg_windows, reference_outputs):
     gates = load_profile("cart-x86").gates
     x = ecg_windows[1].windows

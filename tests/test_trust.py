@@ -40,7 +40,8 @@ def parts(ecg_classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
             "embedding": emb.numpy()}, "keys": keys, "dir": out}
 
 
-def make_bundle(parts: dict, out: Path, sign: bool = True, profile: dict | None = None) -> Path:
+def make_bundle(parts: dict, out: Path, sign: bool = True, profile: dict | None = None,
+                quantization: dict | None = None) -> Path:
     """A cart bundle for `profile` (default: cart-x86 as installed). The FP32 IR also stands under the INT8 IR's
     role, so the device's artefact runs here without a quantization step (the budget mechanics, not INT8)."""
     meta = parts["meta"]
@@ -53,7 +54,8 @@ def make_bundle(parts: dict, out: Path, sign: bool = True, profile: dict | None 
                      "head": meta["head"], "parameters": 1, "source_checkpoint_sha256": meta["weights_sha256"]},
               target={"kind": "cart-cpu", "profile": profile["name"], "profile_data": profile},
               runtimes={"openvino": None, "onnxruntime": None, "nncf": None, "tensorrt": None, "opset": 18},
-              calibration=None, quantization={"recipe": None, "precision": "fp32", "fallback_layers": []},
+              calibration=None,
+              quantization=quantization or {"recipe": None, "precision": "fp32", "fallback_layers": []},
               io={"inputs": [{"name": "ecg", "shape": ["batch", 12, parts["x"].shape[2]], "dtype": "float32",
                               "layout": "(batch, leads, samples)"}],
                   "outputs": [{"name": "logits", "shape": ["batch", len(meta["labels"])], "dtype": "float32"},
@@ -178,6 +180,32 @@ def test_cart_bundle_checks_the_cpu_isa_when_opened(parts, tmp_path):
                         profile={**load_profile("cart-x86").to_dict(), "required_isa": [], "preferred_isa": [],
                                  "name": "cart-any"})
     open_bundle(other, isa=_cpu())  # a profile without ISA needs is not checked against this CPU
+
+
+def test_int8_weights_that_saturate_on_this_cpu_warn_when_opened(parts, tmp_path):
+    """An NNCF IR with 8-bit weights (overflow fix off or first layer only, or a bundle from before the manifest
+    said) on a CPU without a VNNI/AMX dot product: a warning naming the fix and the CPU; 7-bit weights, or a CPU
+    with VNNI, open without it."""
+    def nncf(**fix):
+        return {"recipe": "nncf", "precision": "int8", "fallback_layers": [],
+                "details": {"tool": "nncf.quantize", "preset": "performance", **fix}}
+
+    def saturation_warnings(bundle, cpu):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            open_bundle(bundle, isa=cpu)
+        return [str(w.message) for w in caught if "8-bit weights" in str(w.message)]
+
+    eight = make_bundle(parts, tmp_path / "first", sign=False, quantization=nncf(overflow_fix="first_layer"))
+    old = make_bundle(parts, tmp_path / "old", sign=False, quantization=nncf())
+    seven = make_bundle(parts, tmp_path / "seven", sign=False, quantization=nncf(overflow_fix="enable"))
+    for bundle, fix in ((eight, "first_layer"), (old, "first_layer")):
+        (message,) = saturation_warnings(bundle, _cpu("avx2"))
+        assert f"overflow fix '{fix}'" in message and "Fake CPU" in message and "AVX2" in message
+        assert saturation_warnings(bundle, _cpu("avx2", "avx512_vnni")) == []
+    assert saturation_warnings(seven, _cpu("avx2")) == []
+    report = verify_bundle(eight, run_golden=False, isa=_cpu("avx2"))
+    assert report.ok and any(c.kind == "isa" and c.ok is None and "8-bit weights" in c.detail for c in report.checks)
 
 
 def test_engines_take_threads_and_precision_hint_from_the_profile(parts, tmp_path):

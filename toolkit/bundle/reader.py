@@ -356,12 +356,15 @@ def open_bundle(path: str | Path, policy: TrustPolicy | None = None, *, public_k
 
 def _check_isa(bundle: Bundle, isa: Any = None) -> list[str]:
     """A cart bundle's profile ISA on this CPU: IsaError when a required flag is missing; the warnings (also
-    issued as `IsaWarning`) when none of the preferred flags is present. Other targets: nothing to check."""
+    issued as `IsaWarning`) when none of the preferred flags is present, and when the INT8 IR's 8-bit weights
+    would saturate on this CPU. Other targets: nothing to check."""
     if bundle.manifest["target"]["kind"] != "cart-cpu" or bundle.profile is None:
         return []
-    from jepa_edge.devices.isa import check_profile_isa
+    from jepa_edge.devices.isa import check_int8_weights, check_profile_isa
 
-    return check_profile_isa(bundle.profile, isa, where=str(bundle.path))
+    where = str(bundle.path)
+    return (check_profile_isa(bundle.profile, isa, where=where)
+            + check_int8_weights(bundle.manifest.get("quantization") or {}, isa, where=where))
 
 
 def _tolerance_for(tol: float | Mapping[str, float], output: str) -> float | None:
