@@ -108,8 +108,12 @@ def test_without_real_data_the_demo_uses_a_loudly_synthetic_set(tmp_path: Path, 
     assert calib.labels.sum(axis=0).min() >= 1  # stratified: every class drawn
 
 
+@pytest.mark.heavy
 def test_synthetic_fallback_demo_passes_every_gate(tmp_path: Path, monkeypatch) -> None:
-    """With no data at all the demo's INT8 bundles must keep the FP32 decisions (agreement once failed here)."""
+    """With no data at all the demo's INT8 bundles must keep the FP32 decisions (agreement once failed here).
+
+    Heavy (~4 min on 2 cores): a second whole demo. The default run covers every stage once with the real-data
+    demo above, and the synthetic set itself (simulation, labels, calibration) in the test before this one."""
     monkeypatch.setenv("JEPA_EDGE_DATA", str(tmp_path / "nothing-here"))
     run = run_demo(DemoConfig.quick(out=str(tmp_path / "runs"), echo="off"), say=lambda msg: None)  # echo: above
     assert run.synthetic and run.echo is None
