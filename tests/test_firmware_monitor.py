@@ -25,12 +25,17 @@ SANITIZE = os.environ.get("JEPA_EDGE_FIRMWARE_SANITIZE") or None
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 
-@pytest.fixture(scope="module")
-def monitor_runner(beat_bundle: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def require_toolchain() -> None:
+    """Skip without cmake / cc; under CI their absence is a failure (the firmware monitor is compiled in CI)."""
     if shutil.which("cmake") is None or shutil.which("cc") is None:
         if on_ci():
             pytest.fail("CI=true but cmake / cc are absent: the firmware monitor is compiled in CI")
         pytest.skip("no cmake / system C compiler (cc) on this machine")
+
+
+@pytest.fixture(scope="module")
+def monitor_runner(beat_bundle: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_toolchain()
     built = build_firmware(beat_bundle["bundle"], tmp_path_factory.mktemp("fw-monitor") / "build", werror=True,
                            sanitize=SANITIZE, public_key=beat_bundle["public"], require_signature=True)
     assert built.runner is not None
@@ -184,10 +189,7 @@ def test_beat_header_carries_the_monitors_quality_windows(beat_bundle: dict) -> 
 def paired_runner(two_lead_bundle: Path, beat_bundle: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The runner built with the 2-lead window classifier and the beat bundle (`jepa-edge firmware build WINDOW
     --beats BEAT`)."""
-    if shutil.which("cmake") is None or shutil.which("cc") is None:
-        if on_ci():
-            pytest.fail("CI=true but cmake / cc are absent: the firmware monitor is compiled in CI")
-        pytest.skip("no cmake / system C compiler (cc) on this machine")
+    require_toolchain()
     built = build_firmware(two_lead_bundle, tmp_path_factory.mktemp("fw-paired") / "build", beats=beat_bundle["bundle"],
                            werror=True, sanitize=SANITIZE)
     assert built.runner is not None and built.beat_bundle == beat_bundle["bundle"].resolve()
