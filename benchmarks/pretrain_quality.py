@@ -15,6 +15,7 @@ pooled training embeddings are printed beside each encoder (a collapsed encoder 
     python benchmarks/pretrain_quality.py --quick  # 1 seed, vit-tiny, <= 1000 steps, 300-step students (~25 min)
     python benchmarks/pretrain_quality.py              # 3 seeds, vit-xs, budgets up to 2000 steps (hours on CPU)
     python benchmarks/pretrain_quality.py --compare A.json B.json  # recipe B against recipe A, record by record
+    python benchmarks/pretrain_quality.py --quick --recipe '{"extra": {"window_s": 5.0}}'  # a 5 s encoder on crops
 
 The JSON keeps every row's per-record scores, so two runs (two recipes, the same seeds) pair on the same records:
 `--compare` prints B - A per row and seed, and for the mean over seeds, as paired bootstraps.
@@ -37,10 +38,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from jepa_edge.config import ConfigError
 from jepa_edge.data.paths import find_ptbxl
 from jepa_edge.data.preprocess import EcgPreprocessing
 from jepa_edge.distill import DistillConfig, distill
-from jepa_edge.jepa.ecg_task import load_pretraining_signals
+from jepa_edge.jepa.ecg_task import ecg_preprocessing, load_pretraining_signals
 from jepa_edge.jepa.trainer import PretrainConfig, pretrain
 from jepa_edge.models.checkpoint import encoder_spec, load_classifier, load_encoder, save_model
 from jepa_edge.models.ecg import EcgEncoder, EcgEncoderSpec
@@ -211,6 +213,28 @@ def compare(a_path: Path, b_path: Path, n_boot: int) -> dict[str, dict]:
     return summarise(y, scores, baseline, n_boot)
 
 
+def task_inputs(ptbxl: Path, recipe: dict[str, Any]) -> tuple[EcgPreprocessing, TaskData, EcgPreprocessing, TaskData]:
+    """(encoder preprocessing, its task data, reference preprocessing, its task data), each fitted on folds 1-8.
+
+    The encoders see the pretraining run's own input and normalisation, so random and pretrained encoders get
+    identical inputs; a recipe with its own input (`{"extra": {"window_s": 2.5}}`: crops, a record scored as the
+    mean of its windows) is probed on that input, while the supervised references keep the default 500 Hz, 10 s
+    records, so their rows mean the same in every run.
+    """
+    try:
+        base = ecg_preprocessing(recipe.get("extra"))
+    except ConfigError as e:
+        raise SystemExit(f"--recipe: {e}") from None
+
+    def fitted(b: EcgPreprocessing) -> tuple[EcgPreprocessing, TaskData]:
+        pre = b.fit(np.stack(load_pretraining_signals(ptbxl, b)[0]))
+        return pre, load_task_data(ptbxl, TASK, pre)
+
+    pre, data = fitted(base)
+    ref_pre, ref_data = (pre, data) if base == EcgPreprocessing() else fitted(EcgPreprocessing())
+    return pre, data, ref_pre, ref_data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
@@ -270,13 +294,10 @@ def main() -> None:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:7.0f} s] {msg}", flush=True)
 
-    # the pretraining run's own normalisation (folds 1-8), so random and pretrained encoders see identical inputs
-    base = EcgPreprocessing()
-    records, _ = load_pretraining_signals(ptbxl, base)
-    pre = base.fit(np.stack(records))
-    data = load_task_data(ptbxl, TASK, pre)
+    pre, data, ref_pre, ref_data = task_inputs(ptbxl, s.pretrain)
     y = pooled(data.val.labels, data.test.labels)
-    say(f"PTB-XL {TASK}: {len(data.train.labels)} train / {len(y)} pooled fold 9+10 records; settings {s}")
+    say(f"PTB-XL {TASK}: {len(data.train.labels)} train / {len(y)} pooled fold 9+10 records "
+        f"({len(data.train.record_of_window)} training windows of {pre.window_s:g} s); settings {s}")
 
     scores: dict[str, dict[int, np.ndarray]] = {}
     extra: dict[str, dict] = {}
@@ -284,7 +305,7 @@ def main() -> None:
     baseline: dict[str, str] = {}
 
     t = time.perf_counter()
-    val, test, info["hand_lr"] = hand_features_lr(data, pre.fs)
+    val, test, info["hand_lr"] = hand_features_lr(ref_data, ref_pre.fs)
     scores["supervised: hand features + LR"] = {sd: pooled(val, test) for sd in s.seeds}
     timings["hand_lr_s"] = time.perf_counter() - t
     say(f"hand features + LR: {M.macro_auc(y, pooled(val, test)):.4f}")
@@ -292,7 +313,7 @@ def main() -> None:
     last = s.budgets[-1]
     for sd in s.seeds:
         t = time.perf_counter()
-        val, test, info[f"cnn_seed{sd}"] = train_cnn(data, CnnConfig(epochs=s.cnn_epochs, seed=sd))
+        val, test, info[f"cnn_seed{sd}"] = train_cnn(ref_data, CnnConfig(epochs=s.cnn_epochs, seed=sd))
         scores.setdefault("supervised: 1D CNN (220k)", {})[sd] = pooled(val, test)
         timings[f"cnn_seed{sd}_s"] = time.perf_counter() - t
         say(f"seed {sd}: 1D CNN {M.macro_auc(y, pooled(val, test)):.4f}")

@@ -65,12 +65,8 @@ def test_supervised_references_are_what_the_benchmark_says(ptbxl_super) -> None:
     assert len(lengths) == 1
 
 
-def test_recipe_compare_pairs_two_runs_record_by_record(tmp_path: Path) -> None:
-    """`pretrain_quality.py --compare A B` pairs the same rows, seeds and records: B better on every record gives a
-    positive difference with an interval above zero; runs scored on other records, or without per-record scores,
-    are refused with the reason."""
+def load_benchmark():
     import importlib.util
-    import json
     import sys
 
     spec = importlib.util.spec_from_file_location("pretrain_quality", Path(__file__).resolve().parents[1]
@@ -78,6 +74,30 @@ def test_recipe_compare_pairs_two_runs_record_by_record(tmp_path: Path) -> None:
     bench = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(spec.name, bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_a_recipe_with_its_own_window_is_probed_on_it_and_the_references_are_not(ptbxl_dir: Path) -> None:
+    """`--recipe '{"extra": {"window_s": 2.5}}'`: encoders see 2.5 s crops at half-window stride (7 per 10 s
+    record, scored per record), the supervised references the same records whole; a bad option stops with it."""
+    bench = load_benchmark()
+    pre, data, ref_pre, ref_data = bench.task_inputs(ptbxl_dir, {"extra": {"window_s": 2.5}, "ema": 0.996})
+    assert pre.window == 1250 and data.train.x.shape[1:] == (12, 1250)
+    assert np.bincount(data.train.record_of_window).tolist() == [7] * len(data.train.labels)
+    assert ref_pre.window == 5000 and ref_data.train.x.shape[1:] == (12, 5000)
+    for split in ("train", "val", "test"):
+        assert np.array_equal(getattr(data, split).labels, getattr(ref_data, split).labels)
+    with pytest.raises(SystemExit, match="window_sec"):
+        bench.task_inputs(ptbxl_dir, {"extra": {"window_sec": 2.5}})
+
+
+def test_recipe_compare_pairs_two_runs_record_by_record(tmp_path: Path) -> None:
+    """`pretrain_quality.py --compare A B` pairs the same rows, seeds and records: B better on every record gives a
+    positive difference with an interval above zero; runs scored on other records, or without per-record scores,
+    are refused with the reason."""
+    import json
+
+    bench = load_benchmark()
     rng = np.random.default_rng(0)
     y = (rng.random((136, 5)) < 0.3).astype(int)
     noise = rng.normal(size=(2, 136, 5))
