@@ -43,6 +43,9 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     (`data`); `windows=None` takes the modality's default count. Accuracy control judges the output's own
     metric (macro AUC, LVEF MAE, view accuracy); `max_drop=None` takes the matching `*_fp32_int8` gate of the
     default device profile (`profile`: the cart's, whose OpenVINO INT8 this is)."""
+    from ..devices.profiles import DEFAULT_PROFILE, load_profile
+
+    prof = load_profile(profile or DEFAULT_PROFILE)  # a bad name stops here, before any export
     step = progress or (lambda stage: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,9 +76,6 @@ def quantize_classifier(classifier_dir: str | Path, out_dir: str | Path, data: s
     report["qdq"] = {**qdq.recipe.to_dict(), "quantized_nodes": len(qdq.quantized_nodes),
                      "float_ops_with_qdq": float_ops_with_qdq(onnx.load(str(qdq.path)))}
     step("OpenVINO INT8")
-    from ..devices.profiles import DEFAULT_PROFILE, load_profile
-
-    prof = load_profile(profile or DEFAULT_PROFILE)
     recipe = OpenVinoRecipe(ignored=tuple(fallback), target_isa=tuple(prof.required_isa))
     if accuracy_control:
         if max_drop is None:

@@ -137,6 +137,15 @@ def test_overflow_fix_follows_the_cpus_the_profile_admits():
     assert OpenVinoRecipe(overflow_fix="disable", target_isa=("avx2",)).resolved_overflow_fix() == "disable"
 
 
+def test_quantize_classifier_refuses_an_unknown_profile_before_any_work(ecg_classifier_dir, tmp_path):
+    from jepa_edge.devices.profiles import ProfileError
+    from jepa_edge.quantize.pipeline import quantize_classifier
+
+    with pytest.raises(ProfileError, match="unknown device profile 'cart-x68'"):
+        quantize_classifier(ecg_classifier_dir, tmp_path / "q", profile="cart-x68")
+    assert not (tmp_path / "q").exists()
+
+
 def test_openvino_int8_matches_fp32_within_profile_gates(int8_artifacts, ecg_windows, reference_outputs):
     gates = load_profile("cart-x86").gates
     x = ecg_windows[1].windows
