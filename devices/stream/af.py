@@ -30,10 +30,10 @@ SUPRAVENTRICULAR = ("N", "S")  # beats whose RR intervals and pre-QRS stretches 
 @dataclass(frozen=True)
 class AfConfig:
     intervals: int = 6  # RR intervals of consecutive non-ventricular beats judged together (one window)
-    min_irregularity: float = 0.15  # RMS of successive RR differences / mean RR above this ...
+    min_irregularity: float = 0.08  # RMS of successive RR differences / mean RR above this ...
     max_p_likeness: float = 0.6  # ... and median correlation of the pre-QRS stretches with their median below this
     p_window_s: tuple[float, float] = (0.25, 0.08)  # the pre-QRS stretch: from 250 ms to 80 ms before the R peak
-    onset_windows: int = 1  # AF windows in a row that open an episode
+    onset_windows: int = 2  # AF windows in a row that open an episode
     offset_windows: int = 4  # windows in a row that are not AF and close it
     max_gap_s: float = 2.0
 

@@ -116,11 +116,11 @@ void jefw_rhythm_config_defaults(jefw_rhythm_config_t *c) {
     c->offset_beats = 1;
     c->normal_labels = JEFW_BEAT_BIT(JEFW_BEAT_N) | JEFW_BEAT_BIT(JEFW_BEAT_S);
     c->af_intervals = 6;
-    c->af_min_irregularity = 0.15;
+    c->af_min_irregularity = 0.08;
     c->af_max_p_likeness = 0.6;
     c->af_p_far_s = 0.25;
     c->af_p_near_s = 0.08;
-    c->af_onset_windows = 1;
+    c->af_onset_windows = 2;
     c->af_offset_windows = 4;
     c->af_max_gap_s = 2.0;
 }

@@ -35,10 +35,10 @@ typedef struct {
     unsigned normal_labels;     /* JEFW_BEAT_BIT(N) | JEFW_BEAT_BIT(S): beats filling the normal slots of B, T */
     /* AfConfig */
     int af_intervals;              /* 6: RR intervals judged together (one window of intervals + 1 beats) */
-    double af_min_irregularity;    /* 0.15: RMS successive RR difference / mean RR above this ... */
+    double af_min_irregularity;    /* 0.08: RMS successive RR difference / mean RR above this ... */
     double af_max_p_likeness;      /* 0.6: ... and median pre-QRS correlation below this: an AF window */
     double af_p_far_s, af_p_near_s; /* 0.25, 0.08: the pre-QRS stretch, from far to near seconds before R */
-    int af_onset_windows;          /* 1: AF windows in a row that open an episode */
+    int af_onset_windows;          /* 2: AF windows in a row that open an episode */
     int af_offset_windows;         /* 4: windows in a row that are not AF and close it */
     double af_max_gap_s;           /* 2.0: a longer gap between beats breaks the AF window */
 } jefw_rhythm_config_t;
