@@ -13,6 +13,7 @@ stream (neurokit2 R peaks, the beat model on a 3 s MLII window, rhythm tracker).
     classifier (`--baseline`, e.g. the head on the other encoder), each with paired 95 % intervals of the gross
     Se and +P differences, bootstrap over records;
   - VT, bigeminy (B), trigeminy (T) episode and duration Se / +P;
+  - EC57 run-by-run Se / +P of VE and SVE couplets, short runs (3-5 beats) and long runs (>= 6), per model;
   - quality flags' window Se / Sp against the `~` annotations on the quality score's held-out records (DS2);
   - stream parity: INT8 beat labels and episodes against FP32 and the teacher, gated by the device profile's
     `agreement` gate (one-of-N: same argmax);
@@ -43,7 +44,7 @@ from jepa_edge.devices.stream.monitor import BeatModel
 from jepa_edge.devices.stream.quality_eval import DS2
 from jepa_edge.tasks.beat_probe import rule_fusion
 from jepa_edge.tasks.beats import BEAT_SPLIT, mitdb_dir
-from jepa_edge.tasks.ec57 import Counts
+from jepa_edge.tasks.ec57 import RUN_KINDS, Counts
 
 
 def fmt(v: float) -> str:
@@ -169,6 +170,21 @@ def main() -> None:
         print(f"  {rh:>3}: reference {e['ref_episodes']:>3}, detected {e['test_episodes']:>3}; episode Se "
               f"{fmt(e['episode_se'])} +P {fmt(e['episode_ppv'])}; duration Se {fmt(e['duration_se'])} "
               f"+P {fmt(e['duration_ppv'])}")
+
+    print("\nEC57 run-by-run statistics, gross over the test records (first 5 min left out): Se (reference runs) / "
+          "+P (detected runs) for couplets, short runs (3-5 beats) and long runs (>= 6)")
+    result["runs"] = {}
+    for key in replays:
+        result["runs"][key] = {}
+        for target, name in (("V", "VE"), ("S", "SVE")):
+            per = [me.ectopic_run_counts(r, target) for r in replays[key]]
+            result["runs"][key][target] = {kind: me.gross([p[kind] for p in per]).to_dict() for kind in RUN_KINDS}
+            result["runs"][key][target]["per_record"] = {
+                r.name: {kind: c.to_dict() for kind, c in p.items()} for r, p in zip(replays[key], per, strict=True)}
+            print(f"  {key:>14} {name:>3} runs: " + "  ".join(
+                f"{kind} {fmt(c['se'])} ({c['tp_se']}/{c['tp_se'] + c['fn']}) / {fmt(c['ppv'])} "
+                f"({c['tp_ppv']}/{c['tp_ppv'] + c['fp']})"
+                for kind, c in result["runs"][key][target].items() if kind in RUN_KINDS))
 
     print("\nquality flags vs `~` annotations (window flagged vs noisy/unreadable in either lead >= half the window), "
           "quality's held-out DS2 records")

@@ -139,6 +139,8 @@ def test_int8_beat_stream_agrees_with_fp32_within_the_profile_gate(beat_chain: d
     for rhythm, score in me.episode_agreement(fp32, int8).items():
         if score.ref_episodes:
             assert score.se >= gate - 0.1, rhythm
+    couplets = me.ectopic_run_counts(int8)["couplet"]  # EC57 run-by-run, scored on the replay as monitor.py does
+    assert couplets.tp_se + couplets.fn == 75  # 106's reference VEB couplets after the learning period
 
 
 def test_signed_beat_bundle_streams_the_monitor_from_the_cli(beat_chain: dict, beat_bundle: dict, mitdb_dir: Path,

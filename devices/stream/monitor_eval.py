@@ -20,6 +20,7 @@ from jepa_edge.data.preprocess import canonical_lead
 from jepa_edge.tasks.ec57 import (
     Counts,
     EpisodeScore,
+    RunCounts,
     aami_class,
     beat_counts,
     episode_score,
@@ -27,6 +28,7 @@ from jepa_edge.tasks.ec57 import (
     match_beats,
     reference_window_flags,
     rhythm_episodes,
+    run_counts,
 )
 
 from .beats import RHYTHMS
@@ -120,6 +122,12 @@ def ectopic_counts(r: RecordReplay, target: str) -> Counts:
     """EC57 VEB (`target` 'V') or SVEB ('S') counts; a withheld or unlabelled beat is never `target`."""
     labels = [lab if lab in ("N", "S", "V") else "-" for lab in r.labels]
     return beat_counts(r.ref_samples, r.ref_classes, r.beats, labels, r.fs, target)
+
+
+def ectopic_run_counts(r: RecordReplay, target: str = "V") -> dict[str, RunCounts]:
+    """EC57 run-by-run counts (couplets, short and long runs of VEB, or of SVEB); a withheld beat ends a run."""
+    labels = [lab if lab in ("N", "S", "V") else "-" for lab in r.labels]
+    return run_counts(r.ref_samples, r.ref_classes, r.beats, labels, r.fs, target)
 
 
 def episode_scores(r: RecordReplay, rhythm: str) -> EpisodeScore:

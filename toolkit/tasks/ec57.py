@@ -30,6 +30,11 @@ def aami_class(symbol: str) -> str | None:
     return AAMI_CLASS.get(symbol)
 
 
+def _share(hits: int, others: int) -> float:
+    """hits / (hits + others), NaN when both are 0 (nothing to score)."""
+    return hits / (hits + others) if hits + others else float("nan")
+
+
 @dataclass(frozen=True)
 class Counts:
     """True positives, false negatives and false positives of one class (beats or episodes)."""
@@ -44,12 +49,12 @@ class Counts:
     @property
     def se(self) -> float:
         """Sensitivity TP / (TP + FN); NaN when the reference holds none."""
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+        return _share(self.tp, self.fn)
 
     @property
     def ppv(self) -> float:
         """Positive predictivity TP / (TP + FP); NaN when nothing was detected."""
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+        return _share(self.tp, self.fp)
 
     def to_dict(self) -> dict[str, float | int]:
         return {"tp": self.tp, "fn": self.fn, "fp": self.fp, "se": self.se, "ppv": self.ppv}
@@ -118,6 +123,92 @@ def beat_counts(ref_samples: np.ndarray, ref_classes: Sequence[str], test_sample
         if not matched_test[j] and s >= start and tc == target:
             fp += 1
     return Counts(tp, fn, fp)
+
+
+# EC57 run-by-run statistics: runs of consecutive ectopic beats by length, lengths counted up to RUN_CAP
+RUN_CAP = 6
+RUN_KINDS: dict[str, int] = {"couplet": 2, "short run": 3, "long run": RUN_CAP}  # shortest length of each kind
+RUN_CONTINUES: dict[str, frozenset[str]] = {"V": frozenset("VF"), "S": frozenset("S")}  # beats that extend a run
+
+
+def run_kind(length: int) -> str | None:
+    """couplet (2), short run (3-5), long run (6 and more), or None for a single beat."""
+    return "long run" if length >= RUN_CAP else "short run" if length >= 3 else "couplet" if length == 2 else None
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """One run kind on one record: reference runs found (`tp_se`) or missed (`fn`), detected runs that the
+    reference confirms (`tp_ppv`) or not (`fp`). Se and +P have their own true positives, as in EC57."""
+
+    tp_se: int = 0
+    fn: int = 0
+    tp_ppv: int = 0
+    fp: int = 0
+
+    def __add__(self, other: RunCounts) -> RunCounts:
+        return RunCounts(self.tp_se + other.tp_se, self.fn + other.fn, self.tp_ppv + other.tp_ppv,
+                         self.fp + other.fp)
+
+    se = property(lambda self: _share(self.tp_se, self.fn))
+    ppv = property(lambda self: _share(self.tp_ppv, self.fp))
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"tp_se": self.tp_se, "fn": self.fn, "tp_ppv": self.tp_ppv, "fp": self.fp, "se": self.se,
+                "ppv": self.ppv}
+
+
+def ectopic_runs(samples: np.ndarray, classes: Sequence[str], target: str = "V") -> list[tuple[int, int, int]]:
+    """(first sample, last sample, length up to RUN_CAP) of every run of `target` beats (VE runs: V and fusion
+    beats; SVE runs: S). Any other beat, including a withheld or unclassed one, ends a run."""
+    grow = RUN_CONTINUES[target]
+    runs: list[tuple[int, int, int]] = []
+    first = last = -1
+    length = 0
+    for s, c in zip(np.asarray(samples).tolist(), classes, strict=True):
+        if c in grow:
+            if not length:
+                first = s
+            last, length = s, min(length + 1, RUN_CAP)
+        elif length:
+            runs.append((first, last, length))
+            length = 0
+    if length:
+        runs.append((first, last, length))
+    return runs
+
+
+def longest_run(samples: np.ndarray, classes: Sequence[str], t0: float, t1: float, target: str = "V") -> int:
+    """The longest run of `target` beats among the beats in [t0, t1], up to RUN_CAP."""
+    samples = np.asarray(samples)
+    lo, hi = np.searchsorted(samples, t0, "left"), np.searchsorted(samples, t1, "right")
+    return max((n for _, _, n in ectopic_runs(samples[lo:hi], classes[lo:hi], target)), default=0)
+
+
+def run_counts(ref_samples: np.ndarray, ref_classes: Sequence[str], test_samples: np.ndarray,
+               test_classes: Sequence[str], fs: float, target: str = "V", start_s: float = EC57_LEARNING_S,
+               window_s: float = BEAT_MATCH_S) -> dict[str, RunCounts]:
+    """EC57 run-by-run counts per run kind on one record. A reference run counts as found when the test beats
+    within its span (widened by `window_s` each side) hold a run at least as long as its kind's shortest (a
+    couplet needs >= 2 test ectopic beats in a row there, a short run >= 3, a long run >= 6); a detected run is
+    confirmed the same way by the reference. Runs starting before `start_s` (the learning period) are left out."""
+    if target not in RUN_CONTINUES:
+        raise ValueError(f"run target must be one of {sorted(RUN_CONTINUES)}, got {target!r}")
+    ref_samples, test_samples = np.asarray(ref_samples), np.asarray(test_samples)
+    if len(ref_classes) != ref_samples.shape[0] or len(test_classes) != test_samples.shape[0]:
+        raise ValueError("one class per beat is required for reference and test")
+    tol, start = window_s * fs, start_s * fs
+    counts = {kind: [0, 0, 0, 0] for kind in RUN_KINDS}  # tp_se, fn, tp_ppv, fp
+    for runs, other, other_classes, hit, miss in (
+            (ectopic_runs(ref_samples, ref_classes, target), test_samples, test_classes, 0, 1),
+            (ectopic_runs(test_samples, test_classes, target), ref_samples, ref_classes, 2, 3)):
+        for first, last, length in runs:
+            kind = run_kind(length)
+            if kind is None or first < start:
+                continue
+            found = longest_run(other, other_classes, first - tol, last + tol, target) >= RUN_KINDS[kind]
+            counts[kind][hit if found else miss] += 1
+    return {kind: RunCounts(*c) for kind, c in counts.items()}
 
 
 Episode = tuple[int, int]  # [onset, offset) in samples
