@@ -178,13 +178,13 @@ def main() -> None:
         result["runs"][key] = {}
         for target, name in (("V", "VE"), ("S", "SVE")):
             per = [me.ectopic_run_counts(r, target) for r in replays[key]]
-            result["runs"][key][target] = {kind: me.gross([p[kind] for p in per]).to_dict() for kind in RUN_KINDS}
+            totals = {kind: me.gross([p[kind] for p in per]) for kind in RUN_KINDS}
+            print(f"  {key:>14} {name:>3} runs: " + "  ".join(
+                f"{kind} {fmt(c.se)} ({c.tp_se}/{c.tp_se + c.fn}) / {fmt(c.ppv)} ({c.tp_ppv}/{c.tp_ppv + c.fp})"
+                for kind, c in totals.items()))
+            result["runs"][key][target] = {kind: c.to_dict() for kind, c in totals.items()}
             result["runs"][key][target]["per_record"] = {
                 r.name: {kind: c.to_dict() for kind, c in p.items()} for r, p in zip(replays[key], per, strict=True)}
-            print(f"  {key:>14} {name:>3} runs: " + "  ".join(
-                f"{kind} {fmt(c['se'])} ({c['tp_se']}/{c['tp_se'] + c['fn']}) / {fmt(c['ppv'])} "
-                f"({c['tp_ppv']}/{c['tp_ppv'] + c['fp']})"
-                for kind, c in result["runs"][key][target].items() if kind in RUN_KINDS))
 
     print("\nquality flags vs `~` annotations (window flagged vs noisy/unreadable in either lead >= half the window), "
           "quality's held-out DS2 records")

@@ -118,16 +118,19 @@ def detection_counts(r: RecordReplay, start_s: float = 0.0) -> Counts:
     return Counts(tp, int(keep.sum()) - tp, fp)
 
 
+def _scored_labels(r: RecordReplay) -> list[str]:
+    """The stream's beat labels as EC57 scores them: a withheld or unlabelled beat is '-', never an ectopic class."""
+    return [lab if lab in ("N", "S", "V") else "-" for lab in r.labels]
+
+
 def ectopic_counts(r: RecordReplay, target: str) -> Counts:
     """EC57 VEB (`target` 'V') or SVEB ('S') counts; a withheld or unlabelled beat is never `target`."""
-    labels = [lab if lab in ("N", "S", "V") else "-" for lab in r.labels]
-    return beat_counts(r.ref_samples, r.ref_classes, r.beats, labels, r.fs, target)
+    return beat_counts(r.ref_samples, r.ref_classes, r.beats, _scored_labels(r), r.fs, target)
 
 
 def ectopic_run_counts(r: RecordReplay, target: str = "V") -> dict[str, RunCounts]:
     """EC57 run-by-run counts (couplets, short and long runs of VEB, or of SVEB); a withheld beat ends a run."""
-    labels = [lab if lab in ("N", "S", "V") else "-" for lab in r.labels]
-    return run_counts(r.ref_samples, r.ref_classes, r.beats, labels, r.fs, target)
+    return run_counts(r.ref_samples, r.ref_classes, r.beats, _scored_labels(r), r.fs, target)
 
 
 def episode_scores(r: RecordReplay, rhythm: str) -> EpisodeScore:
